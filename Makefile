@@ -1,0 +1,47 @@
+# ibnn: two commands set up, reproduce and test everything.
+#   make figures   run every notebook (papermill) -> figures/ and results/   (FAST=1: quick profile, FORCE=1: rerun all)
+#   make test      unit tests, then every notebook under nbval (quick profile, into a scratch folder)
+#   make lab       open the notebooks in JupyterLab
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: figures test unit nbval lab bench clean-results venv
+.DEFAULT_GOAL := figures
+
+venv: $(STAMP)
+
+# The venv is (re)built when it is missing or when the pins or the package metadata change.
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name ibnn --display-name "Python (ibnn)" >/dev/null
+	@touch $@
+
+figures: $(STAMP)
+	$(PY) -m ibnn.pipeline $(if $(FAST),--fast) $(if $(FORCE),--force)
+
+test: unit nbval
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests
+
+# Notebooks run under nbval in the quick profile and write into a scratch folder, so a test run
+# never overwrites the committed figures/ and results/.
+nbval: $(STAMP)
+	@scratch=$$(mktemp -d); \
+	IBNN_OUTPUT_ROOT=$$scratch IBNN_PROFILE=fast MPLBACKEND=Agg \
+	  $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/; \
+	rc=$$?; rm -rf $$scratch; exit $$rc
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(STAMP)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean-results:
+	rm -rf results/* figures/*.png .cache/pipeline
