@@ -13,10 +13,15 @@ def resolve_profile(profile: str) -> str:
 
     The environment variable IBNN_PROFILE, when set, overrides the notebook parameter (make test sets it).
     """
+    from . import io
+
     env = os.environ.get("IBNN_PROFILE")
     if env:
-        return check_choice("IBNN_PROFILE", env, PROFILES)
-    return check_choice("profile", profile, PROFILES)
+        profile = check_choice("IBNN_PROFILE", env, PROFILES)
+    else:
+        profile = check_choice("profile", profile, PROFILES)
+    io.set_profile(profile)
+    return profile
 
 
 def setup() -> None:

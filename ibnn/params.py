@@ -78,16 +78,24 @@ def formula_names(formula: str) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in _FUNCS}
 
 
-def _eval_formula(name: str, formula: str, env: Mapping[str, float]) -> float:
-    tree = ast.parse(formula, mode="eval")
+def _check_formula(name: str, formula: str, known) -> ast.Expression:
+    try:
+        tree = ast.parse(formula, mode="eval")
+    except SyntaxError as exc:
+        raise ValueError(f"parameter {name}: formula {formula!r} is not an expression ({exc.msg})") from None
     for node in ast.walk(tree):
-        if not isinstance(node, _OPS):
-            raise ValueError(f"parameter {name}: formula {formula!r} uses {type(node).__name__}, not allowed")
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in _FUNCS):
             raise ValueError(f"parameter {name}: formula {formula!r} calls an unknown function")
-    missing = formula_names(formula) - set(env)
+        if not isinstance(node, _OPS):
+            raise ValueError(f"parameter {name}: formula {formula!r} uses {type(node).__name__}, not allowed")
+    missing = formula_names(formula) - set(known)
     if missing:
         raise ValueError(f"parameter {name}: formula {formula!r} names unknown parameters {sorted(missing)}")
+    return tree
+
+
+def _eval_formula(name: str, formula: str, env: Mapping[str, float]) -> float:
+    tree = _check_formula(name, formula, env)
     return float(eval(compile(tree, "<formula>", "eval"), {"__builtins__": {}, **_FUNCS}, dict(env)))
 
 
@@ -153,6 +161,8 @@ def _derive(entries: dict[str, Param]) -> dict[str, Param]:
     """Evaluate derived entries in dependency order."""
     out = dict(entries)
     pending = {n: p for n, p in out.items() if p.kind == "derived"}
+    for n, p in pending.items():
+        _check_formula(n, p.formula, out)
     env = {n: p.value for n, p in out.items() if p.kind != "derived"}
     while pending:
         ready = [n for n, p in pending.items() if formula_names(p.formula) <= set(env)]

@@ -22,12 +22,28 @@ from pathlib import Path
 
 from . import io
 
-NB_DIR = io.REPO_ROOT / "notebooks"
 STAMPS = "pipeline_stamps.json"
 
 
+def notebooks_dir() -> Path:
+    """The notebooks folder (IBNN_NOTEBOOKS_DIR overrides it; the robustness tests use a small one)."""
+    env = os.environ.get("IBNN_NOTEBOOKS_DIR")
+    return Path(env).resolve() if env else io.REPO_ROOT / "notebooks"
+
+
 def notebooks() -> list[Path]:
-    return sorted(p for p in NB_DIR.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+
+
+def clean_temporaries() -> list[Path]:
+    """Remove temporary files left by a run that was killed (SIGKILL skips the clean-up of io.atomic_path)."""
+    removed = []
+    for folder in (notebooks_dir(), io.results_dir(), io.figures_dir(), io.checkpoints_dir()):
+        if folder.exists():
+            for p in folder.glob(".*.tmp"):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
 
 
 def package_digest() -> str:
@@ -84,6 +100,8 @@ def run(fast: bool = False, force: bool = False, only: list[str] | None = None) 
     import papermill as pm
 
     profile = "fast" if fast else "full"
+    for p in clean_temporaries():
+        print(f"[ibnn] removed temporary file of an interrupted run: {p.name}")
     stamps = _load_stamps()
     pkg = package_digest()
     prev_key = ""
@@ -109,7 +127,7 @@ def run(fast: bool = False, force: bool = False, only: list[str] | None = None) 
         t0 = time.time()
         with io.atomic_path(path) as tmp:
             pm.execute_notebook(str(path), str(tmp), parameters={"profile": profile} if fast else {},
-                                kernel_name="ibnn", progress_bar=False, cwd=str(NB_DIR),
+                                kernel_name="ibnn", progress_bar=False, cwd=str(notebooks_dir()),
                                 language="python")
         dt = time.time() - t0
         timings[path.stem] = dt

@@ -1,0 +1,99 @@
+"""Atomic writes, results provenance and stale-input detection."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from ibnn import io, nb
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setenv("IBNN_OUTPUT_ROOT", str(tmp_path))
+    monkeypatch.delenv("IBNN_PROFILE", raising=False)
+    monkeypatch.setattr(io, "_INPUTS", {})
+    monkeypatch.setattr(io, "_PROFILE", [])
+    return tmp_path
+
+
+def test_atomic_path_leaves_old_file_on_error(root):
+    target = root / "results" / "a.json"
+    io.atomic_write_json(target, {"x": 1})
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("half-writ")
+            raise RuntimeError("interrupted")
+    assert json.loads(target.read_text()) == {"x": 1}
+    assert [p.name for p in target.parent.iterdir()] == ["a.json"]
+
+
+def test_json_converts_numpy_and_rejects_nan(root):
+    text = io.dumps({"a": np.float32(0.5), "b": np.arange(3), "c": (1, 2)})
+    assert json.loads(text) == {"a": 0.5, "b": [0, 1, 2], "c": [1, 2]}
+    with pytest.raises(ValueError, match="not finite"):
+        io.dumps({"a": math.nan})
+
+
+def test_results_record_profile_and_inputs(root):
+    nb.resolve_profile("fast")
+    io.write_results("01_up", {"v": 1})
+    up = io.load_results("01_up")
+    assert up["_provenance"]["profile"] == "fast"
+    io.write_results("02_down", {"w": 2})
+    down = json.loads((root / "results" / "02_down.json").read_text())
+    assert list(down["_provenance"]["inputs"]) == ["results/01_up.json"]
+
+
+def test_stale_upstream_is_detected(root):
+    nb.resolve_profile("full")
+    io.write_results("01_up", {"v": 1})
+    io.load_results("01_up")
+    io.write_results("02_down", {"w": 2})
+    io._INPUTS.clear()
+    io.write_results("01_up", {"v": 999})          # upstream recomputed differently
+    with pytest.raises(io.StaleResultError, match="01_up.json changed"):
+        io.load_results("02_down")
+
+
+def test_foreign_checkpoint_is_detected(root):
+    ckpt = root / "results" / "checkpoints" / "bnn.pt"
+    io.atomic_write_bytes(ckpt, b"weights A")
+    nb.resolve_profile("full")
+    io.record_input(ckpt)
+    io.write_results("04_map", {"ok": True})
+    io.atomic_write_bytes(ckpt, b"weights B")       # someone swapped the checkpoint
+    with pytest.raises(io.StaleResultError, match="bnn.pt changed"):
+        io.load_results("04_map")
+
+
+def test_profile_mismatch_is_detected(root):
+    nb.resolve_profile("fast")
+    io.write_results("01_up", {"v": 1})
+    nb.resolve_profile("full")
+    with pytest.raises(io.StaleResultError, match="profile 'fast'"):
+        io.load_results("01_up")
+
+
+def test_results_without_provenance_are_rejected(root):
+    io.atomic_write_json(root / "results" / "01_old.json", {"v": 1})
+    with pytest.raises(io.StaleResultError, match="no _provenance"):
+        io.load_results("01_old")
+
+
+def test_reserved_key_and_non_dict(root):
+    with pytest.raises(ValueError, match="_provenance"):
+        io.write_results("x", {"_provenance": 1})
+    with pytest.raises(ValueError, match="must be a dict"):
+        io.write_results("x", [1, 2])
+
+
+def test_profile_validation(monkeypatch):
+    monkeypatch.delenv("IBNN_PROFILE", raising=False)
+    with pytest.raises(ValueError, match=r"profile='slow'.*\['full', 'fast'\]"):
+        nb.resolve_profile("slow")
+    monkeypatch.setenv("IBNN_PROFILE", "fast")
+    assert nb.resolve_profile("full") == "fast"
+    monkeypatch.setenv("IBNN_PROFILE", "turbo")
+    with pytest.raises(ValueError, match="IBNN_PROFILE='turbo'"):
+        nb.resolve_profile("full")
