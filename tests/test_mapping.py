@@ -1,0 +1,297 @@
+"""ibnn.mapping: placement, threshold realisation, exactness on an ideal array, bad input."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from ibnn.mapping import ArrayMapping, map_network
+
+# --------------------------------------------------------------------------------------------------------------
+# A tiny FoldedBNN-like network (the contract of ibnn.classifier) and a pure-integer chip (what an ideal chip
+# must compute), so these tests need neither the trained checkpoint nor the circuit models.
+# --------------------------------------------------------------------------------------------------------------
+
+
+class _Layer:
+    def __init__(self, weight, theta):
+        self.weight, self.theta = weight, theta
+
+
+class _Vote:
+    """Vote readout: n_per columns per class, popcount of +1 per class, argmax (lowest index wins ties)."""
+    kind = "vote"
+
+    def __init__(self, n_classes, n_per):
+        self.n_classes, self.n_per = n_classes, n_per
+
+    def predict(self, a):
+        votes = (a > 0).reshape(a.shape[0], self.n_classes, self.n_per).sum(-1)
+        return votes.argmax(-1)
+
+
+class _Folded:
+    def __init__(self, layers, readout, meta):
+        self.layers, self.readout, self.meta = layers, readout, meta
+
+    def hidden(self, codes):
+        a = codes.to(torch.int64)
+        outs = []
+        for L in self.layers:
+            a = torch.where(a @ L.weight.to(torch.int64) >= L.theta, 1, -1).to(torch.int8)
+            outs.append(a)
+            a = a.to(torch.int64)
+        return outs
+
+    def predict(self, codes):
+        return self.readout.predict(self.hidden(codes)[-1])
+
+
+def make_folded(sizes=(81, 48, 40), seed=0, theta_scale=1.0, n_classes=10):
+    g = torch.Generator().manual_seed(seed)
+    layers = []
+    for i, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = (torch.randint(0, 2, (fi, fo), generator=g) * 2 - 1).to(torch.int8)
+        if i == 0:   # thresholds around the typical dot product of codes ~ U(0, 31)
+            spread = 31 * fi ** 0.5 * theta_scale
+        else:
+            spread = fi ** 0.5 * theta_scale
+        t = (torch.randn(fo, generator=g) * spread).round().to(torch.int64)
+        layers.append(_Layer(w, t))
+    readout = _Vote(n_classes, sizes[-1] // n_classes)
+    return _Folded(layers, readout, {"size": 9, "bits": 5, "readout_kind": "vote", "n_classes": n_classes})
+
+
+class IntegerChip:
+    """sign(codes @ W - theta), exactly; the ideal-chip contract of ibnn.chip."""
+
+    def __init__(self, n_chips=1):
+        self.n_chips = n_chips
+        self.device = torch.device("cpu")
+        self.W = None
+
+    def program(self, weights):
+        self.W = weights.to(torch.int64)
+
+    def evaluate(self, codes, theta=None, return_dv=False, noise_seed=None):
+        dot = codes.to(torch.int64) @ self.W
+        if dot.dim() == 2:
+            dot = dot.expand(self.n_chips, *dot.shape)
+        th = torch.zeros(128, dtype=torch.float64) if theta is None else theta
+        if th.dim() == 2:
+            th = th[:, None, :]
+        dec = torch.where(dot.to(torch.float64) >= th, 1, -1).to(torch.int8)
+        if return_dv:
+            return dec, (dot.to(torch.float64) - th) * 1e-3
+        return dec
+
+
+def random_codes(n, seed=1, nf=81):
+    g = torch.Generator().manual_seed(seed)
+    # sparse-ish like MNIST: many zeros, some bright pixels
+    c = torch.randint(0, 32, (n, nf), generator=g)
+    return torch.where(torch.rand(n, nf, generator=g) < 0.6, 0, c).to(torch.uint8)
+
+
+# --------------------------------------------------------------------------------------------------------------
+def test_placement_disjoint_columns_and_defined_cells():
+    net = make_folded()
+    m = map_network(net)
+    cols = torch.cat([L.cols for L in m.layers])
+    assert cols.unique().numel() == cols.numel() == 88
+    assert set(m.weights.unique().tolist()) <= {-1, 1}
+    for L in m.layers:
+        # data and bias rows of a layer never collide
+        assert not set(L.data_rows.tolist()) & set(L.bias_rows.tolist())
+        assert m.weights[L.data_rows[:, None], L.cols[None, :]].equal(net.layers[L.index].weight)
+        assert float(L.theta_ref.abs().max()) <= m.theta_max
+    role = m.role_map()
+    assert role.shape == (128, 128)
+    assert (role[:, 88:] == 0).all()
+
+
+def test_layer_codes_drive_only_the_layer_rows():
+    net = make_folded()
+    m = map_network(net)
+    codes = random_codes(4).to(torch.int64)
+    wl0 = m.layer_codes(0, codes)
+    L0 = m.layers[0]
+    others = torch.ones(128, dtype=torch.bool)
+    others[L0.rows] = False
+    assert (wl0[:, others] == 0).all()
+    assert (wl0[:, L0.bias_rows] == L0.bias_code).all()
+    a = torch.tensor([[1, -1] * 24], dtype=torch.int8)
+    wl1 = m.layer_codes(1, a)
+    assert wl1[0, :48].tolist() == [31, 0] * 24
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reference_equals_software_exactly(seed):
+    net = make_folded(seed=seed, theta_scale=1.5)
+    m = map_network(net)
+    codes = random_codes(3000, seed=seed + 10)
+    labels, acts = m.reference(codes, return_layers=True)
+    soft = net.hidden(codes)
+    for a, s in zip(acts, soft):
+        assert torch.equal(a, s)
+    assert torch.equal(labels, net.predict(codes))
+
+
+def test_run_on_integer_chip_equals_software_exactly():
+    net = make_folded(seed=3)
+    m = map_network(net)
+    codes = random_codes(500, seed=4)
+    chip = IntegerChip(n_chips=3)
+    labels, acts, dvs = m.run(chip, codes, return_dv=True, batch=128)
+    assert labels.shape == (3, 500)
+    soft = net.predict(codes)
+    assert (labels == soft[None]).all()
+    assert dvs[0].shape == (3, 500, 48) and dvs[1].shape == (3, 500, 40)
+    for a, s in zip(acts, net.hidden(codes)):
+        assert (a == s[None]).all()
+
+
+def test_saturated_thresholds_keep_the_function():
+    net = make_folded(seed=5)
+    # push some thresholds far outside what the inputs can reach
+    net.layers[0].theta[:3] = torch.tensor([10 ** 6, -10 ** 6, 3000])
+    net.layers[1].theta[:2] = torch.tensor([500, -500])
+    m = map_network(net)
+    assert m.layers[0].n_saturated >= 2 and m.layers[1].n_saturated >= 2
+    codes = random_codes(1000, seed=6)
+    assert torch.equal(m.reference(codes), net.predict(codes))
+
+
+def test_hidden_threshold_sits_halfway_between_levels():
+    net = make_folded(seed=7)
+    m = map_network(net)
+    L = m.layers[1]
+    # T' = 31 k - 15: 15 LSB margin on either side of every reachable dot product (multiples of 31)
+    assert torch.equal(torch.remainder(L.threshold + 15, 31), torch.zeros_like(L.threshold))
+
+
+def test_bias_rows_realise_threshold_with_small_trim():
+    net = make_folded(seed=8, theta_scale=2.0)
+    m = map_network(net)
+    L = m.layers[0]
+    assert L.bias_rows.numel() > 0
+    B = (m.weights[L.bias_rows[:, None], L.cols[None, :]].to(torch.int64) * L.bias_code).sum(0)
+    assert torch.equal(B, L.bias_sum)
+    assert torch.allclose(L.theta_ref - B.to(torch.float64), L.threshold)
+
+
+def test_theta_only_mapping_needs_no_bias_rows():
+    net = make_folded(seed=9)
+    m = map_network(net, bias_rows=0, theta_max=1e9)
+    assert all(L.bias_rows.numel() == 0 for L in m.layers)
+    codes = random_codes(800, seed=2)
+    assert torch.equal(m.reference(codes), net.predict(codes))
+
+
+# --- bad input --------------------------------------------------------------------------------------------------
+def test_too_many_columns_says_by_how_much():
+    net = make_folded(sizes=(81, 100, 40))
+    with pytest.raises(ValueError, match="12 columns over"):
+        map_network(net)
+
+
+def test_too_many_rows_says_by_how_much():
+    net = make_folded(sizes=(81, 30, 20))
+    net.layers[0] = _Layer(torch.ones(130, 30, dtype=torch.int8), torch.zeros(30, dtype=torch.int64))
+    net.layers[1] = _Layer(torch.ones(30, 20, dtype=torch.int8), torch.zeros(20, dtype=torch.int64))
+    net.readout = _Vote(10, 2)
+    net.meta = {"bits": 5}
+    with pytest.raises(ValueError, match="2 rows over"):
+        map_network(net)
+
+
+def test_unreachable_threshold_error_and_clip():
+    net = make_folded(seed=11)
+    net.layers[0].theta[0] = 1200  # reachable by inputs, but needs ~38 bias rows
+    with pytest.raises(ValueError, match="out of reach"):
+        map_network(net, bias_rows=4)
+    m = map_network(net, bias_rows=4, on_unreachable="clip")
+    assert m.layers[0].n_clipped >= 1
+
+
+def test_topology_and_feature_mismatch():
+    net = make_folded()
+    with pytest.raises(ValueError, match="size"):
+        map_network(net, expect={"size": 7})
+    net2 = make_folded()
+    net2.meta = {"size": 7, "bits": 5}
+    with pytest.raises(ValueError, match="fan_in=81"):
+        map_network(net2)
+    m = map_network(make_folded(seed=0))
+    with pytest.raises(ValueError, match="weight shape"):
+        m.check_compatible(make_folded(sizes=(81, 40, 40)))
+    with pytest.raises(ValueError, match="weights differ"):
+        m.check_compatible(make_folded(seed=1))
+    m.check_compatible(make_folded(seed=0))
+    bad = make_folded()
+    bad.layers[1] = _Layer(torch.ones(47, 40, dtype=torch.int8), torch.zeros(40, dtype=torch.int64))
+    with pytest.raises(ValueError, match="does not equal"):
+        map_network(bad)
+
+
+def test_bad_codes_and_chips():
+    m = map_network(make_folded())
+    chip = IntegerChip(2)
+    with pytest.raises(ValueError, match="codes shape"):
+        m.run(chip, torch.zeros(5, 80, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="codes range"):
+        m.run(chip, torch.full((5, 81), 32, dtype=torch.int64))
+    with pytest.raises(ValueError, match="dtype"):
+        m.run(chip, torch.zeros(5, 81))
+    with pytest.raises(ValueError, match="n_chips"):
+        m.run(IntegerChip(0), torch.zeros(5, 81, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="theta shape"):
+        m.run(chip, torch.zeros(5, 81, dtype=torch.uint8), theta=torch.zeros(3, 128))
+
+
+# --- the real circuit model and checkpoint, when present ---------------------------------------------------------
+def _real_chip(n_chips=2):
+    chipmod = pytest.importorskip("ibnn.chip", reason="ibnn.chip not available")
+    return chipmod.Chip(n_chips=n_chips, seed=0, nonideal=chipmod.Nonidealities.ideal())
+
+
+def test_ideal_real_chip_equals_software_on_synthetic_network():
+    chip = _real_chip(2)
+    net = make_folded(seed=12)
+    m = map_network(net)
+    codes = random_codes(400, seed=13)
+    labels = m.run(chip, codes)
+    assert (labels == net.predict(codes)[None]).all()
+
+
+def _checkpoint_path():
+    from ibnn import io
+    d = io.checkpoints_dir()
+    for name in ("bnn.pt", "bnn_fast.pt"):
+        if (d / name).exists():
+            return d / name
+    found = sorted(d.glob("bnn*.pt")) if d.exists() else []
+    return found[0] if found else None
+
+
+def test_ideal_chip_equals_trained_bnn_on_all_test_images():
+    path = _checkpoint_path()
+    if path is None:
+        pytest.skip("no trained checkpoint in results/checkpoints (run notebooks 01-03)")
+    clf = pytest.importorskip("ibnn.classifier")
+    data = pytest.importorskip("ibnn.data")
+    try:
+        images, _ = data.load_mnist("test")
+    except Exception as exc:  # pragma: no cover - data not available offline
+        pytest.skip(f"MNIST not available: {exc}")
+    folded = clf.load_checkpoint(path)
+    meta = folded.meta
+    codes = torch.as_tensor(data.features(images, size=meta.get("size", 9), bits=meta.get("bits", 5)))
+    m = map_network(folded)
+    soft = torch.as_tensor(folded.predict(codes)).to(torch.int64)
+    assert torch.equal(m.reference(codes), soft)
+    if os.environ.get("IBNN_SKIP_CHIP_EXACTNESS") != "1":
+        chipmod = pytest.importorskip("ibnn.chip")
+        chip = chipmod.Chip(n_chips=1, seed=0, nonideal=chipmod.Nonidealities.ideal())
+        assert torch.equal(m.run(chip, codes)[0], soft)
