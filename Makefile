@@ -43,5 +43,11 @@ lab: $(STAMP)
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# environment.yml mirrors the pins for conda users; regenerate it after changing requirements.txt.
+environment.yml: requirements.txt
+	@{ printf 'name: ibnn\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n'; \
+	   printf '      # mirrors requirements.txt exactly (make environment.yml)\n'; \
+	   sed 's/^/      - /' requirements.txt; printf '      - -e .\n'; } > $@.tmp && mv $@.tmp $@
+
 clean-results:
 	rm -rf results/* figures/*.png .cache/pipeline
