@@ -1,0 +1,199 @@
+"""Energy model: component physics, units, the digital baseline, ops accounting, efficiency, ValueError paths."""
+import math
+
+import numpy as np
+import pytest
+
+from ibnn import energy, params
+
+P = params.load()
+VDD = energy.circuit_value(P, "vdd")
+C_BL = energy.circuit_value(P, "c_bl")
+
+
+def luts():
+    n = 2 ** int(P["input_bits"]) if "input_bits" in P else 32
+    v = np.linspace(0.0, 0.5, n)
+    i = np.arange(n) * 1e-6
+    return v, i
+
+
+def cycle(drops_scale=1.0, P_=P, gate=False, cols=None, B=4, seed=0):
+    rng = np.random.default_rng(seed)
+    drops = rng.uniform(0, 0.2, size=(B, 128, 2)) * drops_scale
+    codes = rng.integers(0, 32, size=(B, 128))
+    v, i = luts()
+    return energy.cycle_energy(P_, bl_drops_V=drops, codes=codes, v_wl_lut_V=v, i_dac_lut_A=i, input_bits=5,
+                               columns=cols, gate_unused_columns=gate)
+
+
+# --- component physics and units ------------------------------------------------------------------------------
+def test_bitline_energy_units_and_linearity():
+    # 1 fF recharged by 1 V from a 1 V supply = 1 fJ = 1e-15 J (J, not pJ)
+    assert math.isclose(energy.bitline_energy([1.0], 1e-15, 1.0), 1e-15)
+    e1 = energy.bitline_energy(np.full(256, 0.1), C_BL, VDD)
+    assert math.isclose(e1, 256 * 0.1 * C_BL * VDD)
+    assert math.isclose(energy.bitline_energy(np.full(256, 0.2), C_BL, VDD), 2 * e1)      # swing
+    assert math.isclose(energy.bitline_energy(np.full(256, 0.1), 2 * C_BL, VDD), 2 * e1)  # capacitance
+
+
+def test_wordline_and_wldac_energy():
+    c = 150e-15
+    assert math.isclose(energy.wordline_energy([0.5], c, 1.2, 1.0), c * 0.5 * 1.2)
+    assert math.isclose(energy.wordline_energy([0.5], c, 1.2, 0.0), c * 0.5 ** 2)
+    assert energy.wordline_energy([0.5], c, 1.2) > energy.wordline_energy([0.4], c, 1.2)
+    assert math.isclose(energy.wldac_energy([1e-6, 2e-6], 2e-9, 1.2, 1e-6), (2e-6 + 3e-6) * 1.2 * 2e-9)
+
+
+def test_cycle_energy_grows_with_swing_and_capacitance():
+    base = cycle()
+    assert set(base) == set(energy.IMC_COMPONENTS)
+    assert cycle(drops_scale=2.0)["bitline"] == pytest.approx(2 * base["bitline"])
+    big_c = P.replace(c_bl_per_cell=P.entry("c_bl_per_cell").high)
+    assert cycle(P_=big_c)["bitline"] > base["bitline"]
+    big_wl = P.replace(c_wl_per_cell=P.entry("c_wl_per_cell").high)
+    assert cycle(P_=big_wl)["wordline"] > base["wordline"]
+    assert cycle(P_=P.replace(vdd=1.32))["bitline"] > base["bitline"]
+    # gating the unused columns can only lower the energy
+    gated = cycle(gate=True, cols=range(40))
+    assert gated["bitline"] < base["bitline"] and gated["comparator"] < base["comparator"]
+    assert energy.total(gated) < energy.total(base)
+
+
+def test_breakdown_sums():
+    a, b = cycle(seed=1), cycle(seed=2)
+    s = energy.sum_breakdowns([a, b])
+    assert energy.total(s) == pytest.approx(energy.total(a) + energy.total(b))
+
+
+# --- digital baseline -------------------------------------------------------------------------------------------
+def test_scaling_rule_is_derived():
+    assert P.entry("scale_45_to_130").kind == "derived"
+    assert P["scale_45_to_130"] == pytest.approx((130 / 45) * (1.2 / 0.9) ** 2)
+    assert P["e_sram_read_bit"] == pytest.approx(10e-12 / 64 * P["sram_capacity_factor"] * P["scale_45_to_130"])
+    P2 = P.replace(scale_exponent_node=1.5)
+    assert P2["e_fa_bit"] > P["e_fa_bit"]
+
+
+def test_digital_energy_components_and_monotonicity():
+    shapes = [(81, 64), (64, 40)]
+    d = energy.digital_inference_energy(P, shapes, 5, {"kind": "vote", "n_in": 40, "n_classes": 10})
+    assert set(d) == set(energy.DIGITAL_COMPONENTS) | {"readout"}
+    assert all(v > 0 for v in d.values())
+    # weight reads: every weight bit once
+    w = d["weight_read"]
+    assert w >= (81 * 64 + 64 * 40) * P["e_sram_read_bit"]
+    d2 = energy.digital_inference_energy(P.replace(sram_capacity_factor=1.0), shapes, 5)
+    assert d2["weight_read"] > w
+    # a wider first-layer input costs more adder energy
+    assert (energy.digital_layer_energy(P, 81, 64, 5)["accumulate"]
+            > energy.digital_layer_energy(P, 81, 64, 1)["accumulate"])
+
+
+def test_readout_kinds():
+    assert energy.readout_energy(P, "none") == {"readout": 0.0}
+    assert energy.readout_energy(P, "linear", 64, 10)["readout"] > energy.readout_energy(P, "vote", 40, 10)["readout"]
+    with pytest.raises(ValueError, match="readout kind"):
+        energy.readout_energy(P, "softmax", 10, 10)
+
+
+def test_ratio_is_quotient():
+    assert energy.energy_ratio(26e-9, 1e-9) == pytest.approx(26.0)
+    with pytest.raises(ValueError, match=r"imc_J=0.0 is out of range"):
+        energy.energy_ratio(1e-9, 0.0)
+
+
+# --- ops and efficiency -----------------------------------------------------------------------------------------
+def test_ops_accounting():
+    shapes = [(81, 64), (64, 40)]
+    assert energy.ops_per_inference("mac2", shapes) == 2 * (81 * 64 + 64 * 40)
+    assert energy.ops_per_inference("1b", shapes, input_bits=5) == 2 * (81 * 64 * 5 + 64 * 40)
+    assert energy.array_ops_per_cycle("mac2") == 2 * 128 * 128
+    assert energy.array_ops_per_cycle("1b", input_bits=5) == 2 * 128 * 128 * 5
+
+
+@pytest.mark.parametrize("bad", ["mac", "MAC2", "", "1-bit", None])
+def test_unknown_op_definition(bad):
+    with pytest.raises(ValueError, match=r"op definition=.*choose one of \['mac2', '1b'\]"):
+        energy.ops_per_inference(bad, [(81, 64)])
+    with pytest.raises(ValueError, match="op definition"):
+        energy.array_ops_per_cycle(bad)
+
+
+def test_efficiency_is_ops_over_energy():
+    bd = cycle()
+    e = energy.total(bd)
+    ops = energy.array_ops_per_cycle("mac2")
+    assert energy.tops_per_w(ops, e) == pytest.approx(ops / e / 1e12)
+    # 1e12 ops for 1 J is 1 TOPS/W; 1e12 ops/s on 1 mm2 is 1 TOPS/mm2
+    assert energy.tops_per_w(1e12, 1.0) == pytest.approx(1.0)
+    assert energy.tops_per_mm2(1e12, 1e-6) == pytest.approx(1.0)
+    assert energy.throughput_ops_per_s(2 * 128 * 128, 50e6) == pytest.approx(2 * 128 * 128 * 50e6)
+
+
+# --- ValueError paths ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [-1e-15, 0.0, float("nan"), float("inf")])
+def test_bad_capacitance(bad):
+    with pytest.raises(ValueError, match=r"c_bl=.*out of range.*\(0.0, inf\)"):
+        energy.bitline_energy([0.1], bad, 1.2)
+    with pytest.raises(ValueError, match=r"c_wl="):
+        energy.wordline_energy([0.1], bad, 1.2)
+
+
+@pytest.mark.parametrize("bad", [[-0.1], [float("nan")], [float("inf")], [2.0]])
+def test_bad_swings(bad):
+    with pytest.raises(ValueError, match="drops_V"):
+        energy.bitline_energy(bad, 1e-13, 1.2)
+
+
+@pytest.mark.parametrize("bad", [-1e-12, float("nan"), float("inf")])
+def test_bad_energies(bad):
+    with pytest.raises(ValueError, match="e_comparator"):
+        energy.comparator_energy(128, bad)
+    with pytest.raises(ValueError, match="energy_J"):
+        energy.tops_per_w(1e6, bad)
+    with pytest.raises(ValueError, match="energy component 'x'"):
+        energy.total({"x": bad})
+
+
+@pytest.mark.parametrize("bad", [0.0, -50e6, float("nan"), float("inf")])
+def test_bad_clock(bad):
+    with pytest.raises(ValueError, match=r"f_clock=.*out of range"):
+        energy.throughput_ops_per_s(1e3, bad)
+
+
+def test_bad_area_and_params():
+    with pytest.raises(ValueError, match=r"area_m2=.*out of range"):
+        energy.tops_per_mm2(1e12, 0.0)
+    with pytest.raises(ValueError, match=r"e_comparator=-1.0 is out of range"):
+        P.replace(e_comparator=-1.0)
+    with pytest.raises(ValueError, match=r"f_classify=nan is out of range"):
+        P.replace(f_classify=float("nan"))
+
+
+def test_bad_shapes_and_codes():
+    with pytest.raises(ValueError, match="layer_shapes is empty"):
+        energy.ops_per_inference("mac2", [])
+    with pytest.raises(ValueError, match=r"layer_shapes\[0\].fan_in"):
+        energy.ops_per_inference("mac2", [(0, 3)])
+    v, i = luts()
+    with pytest.raises(ValueError, match="codes must lie in"):
+        energy.cycle_energy(P, bl_drops_V=np.zeros((1, 128)), codes=np.full((1, 128), 99), v_wl_lut_V=v,
+                            i_dac_lut_A=i, input_bits=5)
+    with pytest.raises(ValueError, match="columns must lie in"):
+        energy.cycle_energy(P, bl_drops_V=np.zeros((1, 128)), codes=np.zeros((1, 128), int), v_wl_lut_V=v,
+                            i_dac_lut_A=i, input_bits=5, columns=[200], gate_unused_columns=True)
+
+
+# --- sensitivity and inverse analysis ---------------------------------------------------------------------------
+def test_tornado_and_solve():
+    fig = lambda p: energy.total(cycle(P_=p))  # noqa: E731
+    bars = energy.tornado(P, ["e_comparator", "c_bl_per_cell", "e_control_cycle"], fig)
+    assert [b.span for b in bars] == sorted([b.span for b in bars], reverse=True)
+    base = fig(P)
+    target = 1.2 * base
+    v = energy.solve_parameter(P, "e_comparator", fig, target, 1e-16, 1e-11)
+    assert v is not None and fig(P.replace(e_comparator=v)) == pytest.approx(target, rel=1e-5)
+    assert energy.solve_parameter(P, "e_comparator", fig, 1e3, 1e-16, 1e-11) is None
+    with pytest.raises(ValueError, match="lo="):
+        energy.solve_parameter(P, "e_comparator", fig, target, 0.0, 1.0)
