@@ -75,7 +75,7 @@ class IntegerChip:
         self.W = weights.to(torch.int64)
 
     def evaluate(self, codes, theta=None, return_dv=False, noise_seed=None):
-        dot = codes.to(torch.int64) @ self.W
+        dot = codes.to(torch.float64) @ self.W.to(torch.float64)  # exact: |dot| << 2**53
         if dot.dim() == 2:
             dot = dot.expand(self.n_chips, *dot.shape)
         th = torch.zeros(128, dtype=torch.float64) if theta is None else theta

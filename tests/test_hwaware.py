@@ -1,0 +1,107 @@
+"""ibnn.hwaware: drop statistics, per-chip calibration (recovers known offsets), guards against test-set
+calibration and bad chip counts."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ibnn import hwaware
+from ibnn.mapping import map_network
+
+from test_mapping import IntegerChip, make_folded, random_codes
+
+
+class OffsetChip(IntegerChip):
+    """Integer chip whose comparators have a static per-chip, per-column offset (LSB) and Gaussian noise."""
+
+    def __init__(self, n_chips=2, sigma=20.0, noise=0.0, seed=0):
+        super().__init__(n_chips)
+        g = torch.Generator().manual_seed(seed)
+        self.offset = torch.randn(n_chips, 128, generator=g, dtype=torch.float64) * sigma
+        self.noise = noise
+        self.volts_per_lsb = 1e-3
+
+    def evaluate(self, codes, theta=None, return_dv=False, noise_seed=None):
+        dot = codes.to(torch.float64) @ self.W.to(torch.float64)  # exact: |dot| << 2**53
+        if dot.dim() == 2:
+            dot = dot.expand(self.n_chips, *dot.shape)
+        v = dot.to(torch.float64) + self.offset[:, None, :]
+        if self.noise:
+            g = torch.Generator().manual_seed(0 if noise_seed is None else noise_seed)
+            v = v + torch.randn(v.shape, generator=g, dtype=torch.float64) * self.noise
+        th = torch.zeros(128, dtype=torch.float64) if theta is None else theta
+        if th.dim() == 2:
+            th = th[:, None, :]
+        dec = torch.where(v >= th, 1, -1).to(torch.int8)
+        return (dec, v * self.volts_per_lsb) if return_dv else dec
+
+
+def test_drop_stats():
+    s = hwaware.drop_stats(torch.tensor([0.93, 0.94, 0.92, 0.935]), 0.94)
+    assert s.n_chips == 4
+    assert s.mean_drop == pytest.approx(0.00875)
+    assert s.mean_ci95[0] < s.mean_drop < s.mean_ci95[1]
+    assert s.worst_drop == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="accuracies"):
+        hwaware.drop_stats(torch.tensor([]), 0.9)
+
+
+def test_calibration_recovers_offsets_and_accuracy():
+    net = make_folded(seed=21, sizes=(81, 60, 40))
+    m = map_network(net)
+    chip = OffsetChip(n_chips=2, sigma=25.0, noise=0.0, seed=1)
+    cal_codes = random_codes(250, seed=30)
+    test_codes = random_codes(1000, seed=31)
+    soft = net.predict(test_codes)
+    naive = m.run(chip, test_codes)
+    trims = (torch.arange(-80.0, 81.0, 8.0), torch.arange(-7.0, 8.0, 1.0))
+    cal = hwaware.calibrate_trim(m, chip, cal_codes, split="train", trims=trims)
+    fixed = m.run(chip, test_codes, theta=cal.theta)
+    agree_naive = (naive == soft[None]).double().mean()
+    agree_cal = (fixed == soft[None]).double().mean()
+    assert agree_cal > agree_naive
+    assert agree_cal > 0.9 and agree_naive < 0.8
+    for b, a in zip(cal.mismatch_before, cal.mismatch_after):
+        assert a <= b
+    # layer 0 (dense integer dot products): the trims recover the comparator offsets to a few LSB
+    L0 = m.layers[0]
+    err = (cal.trim[:, L0.cols] - chip.offset[:, L0.cols]).abs()
+    assert float(err.median()) < 5
+
+
+def test_calibration_rejects_test_set():
+    net = make_folded()
+    m = map_network(net)
+    chip = OffsetChip(1)
+    test_codes = random_codes(300, seed=40)
+    with pytest.raises(ValueError, match="test"):
+        hwaware.calibrate_trim(m, chip, test_codes[:100], split="test")
+    with pytest.raises(ValueError, match="drawn from the test set"):
+        hwaware.calibrate_trim(m, chip, test_codes[:100], split="train", test_codes=test_codes)
+    with pytest.raises(ValueError, match="split"):
+        hwaware.check_calibration_set("holdout")
+    hwaware.check_calibration_set("train", random_codes(50, seed=41), test_codes)
+
+
+def test_bad_chip_count():
+    with pytest.raises(ValueError, match="n_chips"):
+        hwaware.make_chips(0)
+    with pytest.raises(ValueError, match="n_chips"):
+        hwaware.make_chips(-3)
+
+
+def test_flip_rates_and_column_error_model():
+    net = make_folded(seed=22)
+    m = map_network(net)
+    chip = OffsetChip(n_chips=2, sigma=10.0, noise=3.0)
+    codes = random_codes(300, seed=50)
+    _, acts = m.run(chip, codes, return_layers=True, noise_seed=1)
+    _, ref = m.reference(codes, return_layers=True)
+    fr = hwaware.layer_flip_rates(acts, ref)
+    assert len(fr) == 2 and 0 < fr[0]["flip_rate"] < 0.5
+    em = hwaware.measure_column_error(m, chip, codes, split="train")
+    assert len(em.sigma0) == 2 and abs(em.gain[0]) < 0.05
+    assert 5 < em.sigma0[0] < 15
+    noise = hwaware.preact_noise_from(em, m, seed=0)
+    z = torch.zeros(1000, 4)
+    assert 5 < float(noise(0, z).std()) < 15
