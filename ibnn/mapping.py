@@ -9,7 +9,7 @@ Placement
       (layer 0 in columns 0..n0-1, layer 1 next, ...). Columns left over are unused.
     * Rows: layers run in different cycles, so rows are shared: every layer's data rows start at row 0
       (layer 0: pixel i on row i; layer l > 0: hidden neuron i of layer l-1 on row i). Bias rows of every layer
-      sit at the top of the array, rows 127, 126, ... (shared the same way).
+      sit at the top of the array, rows 127, 126, ... (fine rows first, then coarse; shared the same way).
     * In a layer's cycle every row that is not one of its data or bias rows is driven with code 0 (word line
       off), so the cells of that layer's columns in those rows (which hold other layers' weights or the
       filler below) do not discharge the bit-lines.
@@ -18,19 +18,26 @@ Placement
 
 Thresholds
     A column decides +1 iff (dot product of its driven rows) >= theta_ref (the comparator reference in LSB units,
-    `Chip.evaluate(theta=...)`). The layer's threshold T'_j (in the mapped, unsigned-input domain, below) is
-    realised in two parts:
-    * bias rows: K_l rows driven with the full-scale code c_b (31) in the layer's cycle; column j stores a +-1
-      pattern in them whose signed sum B_j = c_b (K_l - 2 m_j) is the reachable value nearest to -T'_j. Bias rows
-      discharge the bit-lines like data rows, so they compress and mismatch with the physics.
-    * comparator reference trim: the residual theta_ref_j = T'_j + B_j (|theta_ref| <= theta_max; with K >= 2
-      bias rows the residual is at most c_b). Per-chip calibration (ibnn.hwaware) adjusts only this trim.
-    K_l is the smallest count that brings every residual within +-theta_max (`bias_rows="auto"`), or given.
-    Range: K bias rows realise B in [-K c_b, K c_b] in steps of 2 c_b; the trim covers +-theta_max in between.
-    A threshold outside the range a column's inputs can reach is first clipped without changing the function
-    (a neuron that is always +1 / always -1 stays so). If a threshold is still out of reach (not enough free rows
-    for the bias rows it needs) `on_unreachable="error"` raises a ValueError saying how many rows are missing;
-    "clip" realises the nearest reachable threshold and counts the columns that changed (`LayerMap.n_clipped`).
+    `Chip.evaluate(theta=...)`). The layer's threshold T'_j (in the mapped, unsigned-input domain, below) is placed
+    halfway between two reachable dot-product levels (layer 0: T - 1/2, the dot products being integers; hidden
+    layers: c_h k* - c_h / 2) - the same function with the largest margin - and realised in two parts:
+    * bias rows, driven in the layer's cycle with fixed codes, whose +-1 cells per column sum to B_j ~ -T'_j:
+      K coarse rows at full scale (31) give c_b (2 m - K) (m cells at +1), and bits + 1 fine rows with codes
+      16, 8, 4, 2, 1, 1 give any even number in [-32, 32]. Together they reach every even number in
+      [-(31 K + 32), 31 K + 32] (and odd ones with the other parity of K). Bias rows discharge the bit-lines like
+      data rows, so they compress and mismatch with the physics: with the whole threshold in the bias rows the
+      comparator compares V_BL - V_BLB with ~0, and since both lines follow the same monotone discharge law,
+      compression does not move the decision.
+    * comparator reference trim: the residual theta_ref_j = T'_j + B_j, +-0.5 LSB (+-1.5 where the parity of K
+      forbids 0.5); +-theta_max (default 31 LSB) is the trim range. Per-chip calibration (ibnn.hwaware) moves
+      only this trim.
+    K is the smallest count that brings every residual to the fine resolution (`bias_rows="auto"`), or given.
+    A neuron whose folded threshold lies beyond the range its inputs can reach is constant; it is realised with
+    margin (all its data and bias cells +1, or -1, reference -+0.5) instead of at the edge of its range.
+    If a threshold is still out of reach (not enough free rows for the bias it needs) `on_unreachable="error"`
+    raises a ValueError saying how many rows are missing; "clip" realises the nearest reachable threshold and
+    counts the columns that changed (`LayerMap.n_clipped`). `fine_bias=False, bias_rows=0, theta_max=inf` is
+    the theta-only mapping (the whole threshold in the comparator reference), for comparison.
 
 Hidden activations
     +-1 outputs of layer l-1 drive layer l's word lines as unsigned codes x' = (a + 1) / 2 * c_h with c_h = 31
@@ -74,17 +81,19 @@ class LayerMap:
     fan_in: int
     fan_out: int
     data_rows: torch.Tensor          # (fan_in,) rows driven by the layer's inputs
-    bias_rows: torch.Tensor          # (K,) rows driven with bias_code in this layer's cycle
+    bias_rows: torch.Tensor          # (K + F,) rows driven with bias_codes in this layer's cycle
     cols: torch.Tensor               # (fan_out,) columns read (one neuron each)
     input_kind: str                  # "codes" (layer 0: 5-bit codes) | "binary" (+-1 -> 0 / input_code)
     input_code: int | None           # full-scale code for a +1 activation (binary layers)
-    bias_code: int
+    bias_codes: torch.Tensor         # (K + F,) int64 code of each bias row (K coarse at full scale, F fine)
+    n_coarse: int                    # K coarse bias rows (code 2**bits - 1)
     threshold_sw: torch.Tensor       # (fan_out,) int64: the folded threshold (software domain)
     threshold: torch.Tensor          # (fan_out,) float64: threshold T' in the mapped domain (LSB)
     bias_sum: torch.Tensor           # (fan_out,) int64: B_j, signed sum of the bias rows' contribution (LSB)
     theta_ref: torch.Tensor          # (fan_out,) float64: comparator reference T' + B_j (LSB)
     n_clipped: int = 0               # columns whose threshold could not be realised exactly
     n_saturated: int = 0             # columns that are constant (+1 or -1) over every reachable input
+    constant: torch.Tensor | None = None   # (fan_out,) int8: +1 / -1 for those constant columns, else 0
 
     @property
     def rows(self) -> torch.Tensor:
@@ -95,11 +104,13 @@ class LayerMap:
         return {
             "layer": self.index, "fan_in": self.fan_in, "fan_out": self.fan_out,
             "data_rows": _span(self.data_rows), "bias_rows": _span(self.bias_rows),
-            "n_bias_rows": int(self.bias_rows.numel()), "bias_code": self.bias_code,
+            "n_bias_rows": int(self.bias_rows.numel()), "n_coarse_bias_rows": self.n_coarse,
+            "bias_codes": self.bias_codes.tolist(),
             "cols": _span(self.cols), "input_kind": self.input_kind, "input_code": self.input_code,
             "theta_ref_max_abs": float(self.theta_ref.abs().max()) if self.fan_out else 0.0,
-            "bias_range_lsb": [-int(self.bias_rows.numel()) * self.bias_code,
-                               int(self.bias_rows.numel()) * self.bias_code],
+            "bias_range_lsb": [-int(self.bias_codes.sum()), int(self.bias_codes.sum())],
+            "threshold_range_lsb": [float(self.threshold.min()), float(self.threshold.max())]
+            if self.fan_out else [],
             "n_clipped": self.n_clipped, "n_saturated": self.n_saturated,
         }
 
@@ -153,7 +164,7 @@ class ArrayMapping:
     def cycles(self) -> list[dict]:
         """Per classify cycle (one per layer): the rows it drives, the columns it reads, the bias code."""
         return [{"layer": L.index, "data_rows": L.data_rows.tolist(), "bias_rows": L.bias_rows.tolist(),
-                 "cols": L.cols.tolist(), "bias_code": L.bias_code, "input_code": L.input_code}
+                 "cols": L.cols.tolist(), "bias_codes": L.bias_codes.tolist(), "input_code": L.input_code}
                 for L in self.layers]
 
     def utilisation(self) -> dict:
@@ -198,7 +209,8 @@ class ArrayMapping:
             if tuple(w.shape) != (L.fan_in, L.fan_out):
                 raise ValueError(f"layer {L.index}: checkpoint weight shape {tuple(w.shape)} does not match the "
                                  f"mapping's {(L.fan_in, L.fan_out)}")
-            if not torch.equal(w.to(torch.int8), self.weights[L.data_rows[:, None], L.cols[None, :]]):
+            live = (L.constant == 0) if L.constant is not None else torch.ones(L.fan_out, dtype=torch.bool)
+            if not torch.equal(w.to(torch.int8)[:, live], self.weights[L.data_rows[:, None], L.cols[live][None, :]]):
                 raise ValueError(f"layer {L.index}: checkpoint weights differ from the mapped weights")
             if not torch.equal(t.to(torch.int64), L.threshold_sw):
                 raise ValueError(f"layer {L.index}: checkpoint thresholds differ from the mapped thresholds")
@@ -233,7 +245,7 @@ class ArrayMapping:
             x = (inputs > 0).to(torch.int64) * L.input_code
         out[..., L.data_rows.to(inputs.device)] = x
         if L.bias_rows.numel():
-            out[..., L.bias_rows.to(inputs.device)] = L.bias_code
+            out[..., L.bias_rows.to(inputs.device)] = L.bias_codes.to(inputs.device)
         return out
 
     # --- pure-integer reference -----------------------------------------------------------------------------
@@ -367,34 +379,65 @@ def _folded_layers(folded) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return out
 
 
-def _bias_split(T: torch.Tensor, K: int, c_b: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bias sum B (reachable with K rows at code c_b, nearest to -T) and residual T + B."""
-    if K == 0:
-        B = torch.zeros_like(T, dtype=torch.int64)
+def fine_codes(bits: int) -> list[int]:
+    """Codes of the fine bias rows: 2**(bits-1), ..., 2, 1, 1. With +-1 cells their signed sum 2 P - 2**bits
+    reaches every even number in [-2**bits, 2**bits] (P any integer in 0..2**bits)."""
+    return [2 ** k for k in range(bits - 1, -1, -1)] + [1]
+
+
+def _bias_split(T: torch.Tensor, K: int, c_b: int, fine: Sequence[int]):
+    """Bias realisation nearest to -T with K coarse rows at code c_b and fine rows `fine`.
+
+    Returns (m, P, B, residual): m (fan_out,) coarse rows at +1 (the other K - m at -1), P the fine positive sum,
+    B = c_b (2 m - K) + 2 P - sum(fine) the signed bias sum, residual = T + B (what the comparator must add)."""
+    T = T.to(torch.float64)
+    fs = int(sum(fine))
+    m = torch.arange(K + 1, dtype=torch.int64)[:, None]                     # (K+1, 1)
+    coarse = c_b * (2 * m - K)                                              # (K+1, 1)
+    e_t = -T[None, :] - coarse                                              # fine target
+    if fs:
+        P = torch.round((e_t + fs) / 2).clamp(0, fs).to(torch.int64)
     else:
-        # B = c_b * n with n in {-K, -K+2, ..., K}
-        target = -T.to(torch.float64) / c_b
-        n = torch.round((target + K) / 2) * 2 - K
-        n = n.clamp(-K, K).to(torch.int64)
-        B = c_b * n
-    return B, T.to(torch.float64) + B.to(torch.float64)
+        P = torch.zeros_like(e_t, dtype=torch.int64)
+    B = coarse + 2 * P - fs
+    res = T[None, :] + B.to(torch.float64)
+    best = res.abs().argmin(0)                                              # first (fewest +1 rows) on ties
+    pick = lambda x: torch.gather(x.expand(K + 1, T.numel()), 0, best[None])[0]
+    return pick(m.expand(K + 1, T.numel())), pick(P), pick(B), pick(res)
+
+
+def _fine_pattern(P: torch.Tensor, fine: Sequence[int]) -> torch.Tensor:
+    """(F, fan_out) +-1: greedy subset of `fine` (descending, exact for 2**k,...,1,1) summing to P at +1."""
+    rem = P.clone()
+    out = []
+    for c in fine:
+        take = rem >= c
+        rem = torch.where(take, rem - c, rem)
+        out.append(torch.where(take, 1, -1))
+    assert bool((rem == 0).all())
+    return torch.stack(out).to(torch.int8)
 
 
 def map_network(folded, rows: int = ROWS, cols: int = COLS, bits: int | None = None,
-                bias_rows: int | str | Sequence[int] = "auto", theta_max: float | None = None,
-                hidden_code: int | None = None, on_unreachable: str = "error",
+                bias_rows: int | str | Sequence[int] = "auto", fine_bias: bool = True,
+                theta_max: float | None = None, hidden_code: int | None = None, on_unreachable: str = "error",
                 expect: dict | None = None) -> ArrayMapping:
     """Place every array layer of `folded` on one rows x cols array (see the module docstring).
 
-    bits: input code width (default folded.meta["bits"], else 5). bias_rows: "auto" (fewest rows that bring
-    every comparator residual within +-theta_max), one int for every layer, or one per layer. theta_max: the
-    comparator reference trim range in LSB (default: one full-scale row, 2**bits - 1). hidden_code: the code
-    that a +1 hidden activation drives (default full scale). expect: meta fields the network must carry
-    (e.g. {"size": 9, "bits": 5}); a mismatch is a ValueError naming the field, before any work.
+    bits: input code width (default folded.meta["bits"], else 5). bias_rows: the number K of coarse bias rows
+    (full-scale code): "auto" (fewest that bring every comparator residual to the fine resolution, 0.5 LSB, or
+    failing that within +-theta_max), one int for every layer, or one per layer. fine_bias: add bits + 1 fine
+    bias rows (codes 16, 8, 4, 2, 1, 1) so that the bias reaches every even number and the comparator is left
+    with +-0.5 LSB (1.5 where parity forbids 0.5). theta_max: the comparator reference trim range in LSB (default:
+    one full-scale row, 2**bits - 1). hidden_code: the code that a +1 hidden activation drives (default full
+    scale). expect: meta fields the network must carry (e.g. {"size": 9, "bits": 5}); a mismatch is a ValueError
+    naming the field, before any work.
     """
     rows = check_int("rows", rows, 1)
     cols = check_int("cols", cols, 1)
     on_unreachable = check_choice("on_unreachable", on_unreachable, ("error", "clip"))
+    if not isinstance(fine_bias, bool):
+        raise ValueError(f"fine_bias={fine_bias!r} must be a bool (True or False)")
     meta = dict(getattr(folded, "meta", None) or {})
     if expect:
         for key, want in expect.items():
@@ -405,6 +448,8 @@ def map_network(folded, rows: int = ROWS, cols: int = COLS, bits: int | None = N
     if bits is None:
         bits = int(meta.get("bits", 5))
     bits = check_int("bits", bits, 1, 16)
+    if "bits" in meta and int(meta["bits"]) != bits:
+        raise ValueError(f"bits={bits} does not match the network's feature setting bits={meta['bits']}")
     full = 2 ** bits - 1
     theta_max = float(full) if theta_max is None else check_real("theta_max", theta_max, 0.0)
     c_h = full if hidden_code is None else check_int("hidden_code", hidden_code, 1, full)
@@ -444,64 +489,87 @@ def map_network(folded, rows: int = ROWS, cols: int = COLS, bits: int | None = N
     weights = _checkerboard(rows, cols)
     maps: list[LayerMap] = []
     col0 = 0
+    resolution = 1.5 + 1e-9          # what fine rows leave: 0.5 LSB, 1.5 where the parity forbids 0.5
     for i, (w, t) in enumerate(layers):
         fan_in, fan_out = w.shape
         n_plus = (w > 0).sum(0)
         n_minus = (w < 0).sum(0)
         if i == 0:
-            kind, code, c_in = "codes", None, full
+            kind, code = "codes", None
             lo_dot, hi_dot = -full * n_minus, full * n_plus
-            T = t.clamp(lo_dot, hi_dot + 1)
-            n_sat = int(((t <= lo_dot) | (t > hi_dot)).sum())
-            T_map = T.to(torch.float64)
+            const = torch.where(t <= lo_dot, 1, torch.where(t > hi_dot, -1, 0))
+            # integer dot products: x.w >= T <=> x.w >= T - 1/2, halfway between two reachable levels
+            T_map = t.clamp(lo_dot, hi_dot + 1).to(torch.float64) - 0.5
         else:
             kind, code = "binary", c_h
             S = w.sum(0)
             k_star = torch.div(t + S + 1, 2, rounding_mode="floor")   # ceil((t + S) / 2)
-            n_sat = int(((k_star <= -n_minus) | (k_star > n_plus)).sum())
+            const = torch.where(k_star <= -n_minus, 1, torch.where(k_star > n_plus, -1, 0))
             k_star = k_star.clamp(-n_minus, n_plus + 1)
-            T_map = (c_h * k_star - c_h // 2).to(torch.float64)
-        # bias rows: fewest that bring each residual within +-theta_max
-        free = rows - fan_in
+            # dot products are multiples of c_h: threshold halfway between levels k* - 1 and k*
+            T_map = c_h * k_star.to(torch.float64) - c_h / 2.0
+        # A neuron that is constant over every reachable input (folded threshold beyond its dot-product range) is
+        # realised robustly instead: all data and bias cells +1 (-1) and a reference of -0.5 (+0.5): the sum is then
+        # >= 0 (<= 0) for every input. Its stored weights are irrelevant to the function.
+        const = const.to(torch.int64)
+        n_sat = int((const != 0).sum())
+        live = const == 0
+        T_map = torch.where(live, T_map, torch.zeros_like(T_map))
+        fine = fine_codes(bits) if (fine_bias and fan_in + bits + 1 <= rows) else []
+        free = rows - fan_in - len(fine)
         if k_req[i] is None:
             K = None
             for k in range(0, free + 1):
-                _, res = _bias_split(T_map, k, full)
-                if fan_out == 0 or float(res.abs().max()) <= theta_max + 1e-9:
+                _, _, _, res = _bias_split(T_map, k, full, fine)
+                if fan_out == 0 or float(res.abs().max()) <= max(resolution if fine else full, 0.0):
                     K = k
                     break
             if K is None:
                 K = free
-                if on_unreachable == "error":
-                    _, res = _bias_split(T_map, K, full)
-                    worst = float(res.abs().max())
-                    need = math.ceil((float(T_map.abs().max()) - theta_max) / full)
-                    raise ValueError(
-                        f"layer {i}: thresholds out of reach: |T'| up to {float(T_map.abs().max()):.0f} LSB needs "
-                        f"about {need} bias rows at code {full} (+- {theta_max:g} LSB trim) but only {free} rows are "
-                        f"free ({need - free} rows over; residual {worst:.0f} LSB); pass on_unreachable='clip'")
         else:
             K = k_req[i]
-        B, res = _bias_split(T_map, K, full)
+            if fan_in + len(fine) + K > rows:
+                raise ValueError(f"layer {i} needs {fan_in} data + {len(fine)} fine + {K} coarse bias rows but the "
+                                 f"array has {rows}: {fan_in + len(fine) + K - rows} rows over")
+        m, P, B, res = _bias_split(T_map, K, full, fine)
+        if n_sat:   # constant neurons: every bias cell +1 (-1)
+            m = torch.where(const > 0, K, torch.where(const < 0, 0, m))
+            P = torch.where(const > 0, int(sum(fine)), torch.where(const < 0, 0, P))
+            B = torch.where(const != 0, const * (K * full + int(sum(fine))), B)
+            res = torch.where(const != 0, -0.5 * const.to(torch.float64), res)
         clipped = res.abs() > theta_max + 1e-9
         n_clip = int(clipped.sum())
         if n_clip and on_unreachable == "error":
-            raise ValueError(f"layer {i}: {n_clip} thresholds out of reach with {K} bias rows and a "
-                             f"+-{theta_max:g} LSB comparator trim (residual up to {float(res.abs().max()):.0f} LSB); "
-                             f"use more bias rows or on_unreachable='clip'")
+            worst = float(res.abs().max())
+            need = math.ceil((float(T_map.abs().max()) - sum(fine) - theta_max) / full)
+            raise ValueError(
+                f"layer {i}: {n_clip} thresholds out of reach: |T'| up to {float(T_map.abs().max()):.1f} LSB needs "
+                f"about {need} coarse bias rows at code {full} (with {len(fine)} fine rows and a +-{theta_max:g} "
+                f"LSB comparator trim) but {K} are used and {free} rows are free "
+                f"({max(need - free, 0)} rows over; residual up to {worst:.1f} LSB); use more bias rows or "
+                f"on_unreachable='clip'")
         theta_ref = res.clamp(-theta_max, theta_max)
         T_real = theta_ref - B.to(torch.float64)
         data_rows = torch.arange(fan_in, dtype=torch.int64)
-        b_rows = torch.arange(rows - 1, rows - 1 - K, -1, dtype=torch.int64)
+        nb = len(fine) + K
+        b_rows = torch.arange(rows - 1, rows - 1 - nb, -1, dtype=torch.int64)   # fine rows first (top)
+        b_codes = torch.tensor(list(fine) + [full] * K, dtype=torch.int64)
         c = torch.arange(col0, col0 + fan_out, dtype=torch.int64)
         col0 += fan_out
-        weights[data_rows[:, None], c[None, :]] = w.to(torch.int8)
+        w_store = torch.where(const[None, :] != 0, const[None, :].expand_as(w), w)
+        weights[data_rows[:, None], c[None, :]] = w_store.to(torch.int8)
+        pats = []
+        if fine:
+            pats.append(_fine_pattern(P, fine))
         if K:
-            weights[b_rows[:, None], c[None, :]] = _bias_pattern(B // full, K)
+            kk = torch.arange(K)[:, None]
+            pats.append(torch.where(kk < m[None, :], 1, -1).to(torch.int8))
+        if pats:
+            weights[b_rows[:, None], c[None, :]] = torch.cat(pats)
         maps.append(LayerMap(index=i, fan_in=fan_in, fan_out=fan_out, data_rows=data_rows, bias_rows=b_rows,
-                             cols=c, input_kind=kind, input_code=code, bias_code=full, threshold_sw=t.clone(),
-                             threshold=T_real, bias_sum=B, theta_ref=theta_ref, n_clipped=n_clip,
-                             n_saturated=n_sat))
+                             cols=c, input_kind=kind, input_code=code, bias_codes=b_codes, n_coarse=K,
+                             threshold_sw=t.clone(), threshold=T_real, bias_sum=B, theta_ref=theta_ref,
+                             n_clipped=n_clip, n_saturated=n_sat, constant=const.to(torch.int8)))
     meta_out = {k: meta[k] for k in ("size", "bits", "topology", "readout_kind", "n_classes", "seed") if k in meta}
     if "readout_kind" not in meta_out:
         rk = meta.get("readout") or getattr(getattr(folded, "readout", None), "kind", None)
@@ -516,10 +584,3 @@ def _checkerboard(rows: int, cols: int) -> torch.Tensor:
     r = torch.arange(rows)[:, None]
     c = torch.arange(cols)[None, :]
     return torch.where((r + c) % 2 == 0, 1, -1).to(torch.int8)
-
-
-def _bias_pattern(n: torch.Tensor, K: int) -> torch.Tensor:
-    """(K, fan_out) +-1 cells whose column sums are n (n has the parity of K): (K + n) / 2 cells at +1 first."""
-    n_pos = (K + n) // 2
-    k = torch.arange(K)[:, None]
-    return torch.where(k < n_pos[None, :], 1, -1).to(torch.int8)

@@ -104,7 +104,8 @@ def test_placement_disjoint_columns_and_defined_cells():
     for L in m.layers:
         # data and bias rows of a layer never collide
         assert not set(L.data_rows.tolist()) & set(L.bias_rows.tolist())
-        assert m.weights[L.data_rows[:, None], L.cols[None, :]].equal(net.layers[L.index].weight)
+        live = L.constant == 0
+        assert m.weights[L.data_rows[:, None], L.cols[live][None, :]].equal(net.layers[L.index].weight[:, live])
         assert float(L.theta_ref.abs().max()) <= m.theta_max
     role = m.role_map()
     assert role.shape == (128, 128)
@@ -120,7 +121,8 @@ def test_layer_codes_drive_only_the_layer_rows():
     others = torch.ones(128, dtype=torch.bool)
     others[L0.rows] = False
     assert (wl0[:, others] == 0).all()
-    assert (wl0[:, L0.bias_rows] == L0.bias_code).all()
+    assert (wl0[:, L0.bias_rows] == L0.bias_codes[None]).all()
+    assert L0.bias_codes[:6].tolist() == [16, 8, 4, 2, 1, 1]
     a = torch.tensor([[1, -1] * 24], dtype=torch.int8)
     wl1 = m.layer_codes(1, a)
     assert wl1[0, :48].tolist() == [31, 0] * 24
@@ -158,17 +160,28 @@ def test_saturated_thresholds_keep_the_function():
     net.layers[0].theta[:3] = torch.tensor([10 ** 6, -10 ** 6, 3000])
     net.layers[1].theta[:2] = torch.tensor([500, -500])
     m = map_network(net)
-    assert m.layers[0].n_saturated >= 2 and m.layers[1].n_saturated >= 2
+    assert m.layers[0].n_saturated >= 3 and m.layers[1].n_saturated >= 2
+    assert m.layers[0].constant[:3].tolist() == [-1, 1, -1]
     codes = random_codes(1000, seed=6)
-    assert torch.equal(m.reference(codes), net.predict(codes))
+    labels, acts = m.reference(codes, return_layers=True)
+    assert torch.equal(labels, net.predict(codes))
+    assert (acts[0][:, 0] == -1).all() and (acts[0][:, 1] == 1).all()
+    # constant columns are realised with margin: all-zero input gives a clear decision
+    zero = torch.zeros(1, 81, dtype=torch.int64)
+    wl = m.layer_codes(0, zero)
+    tot = (wl @ m.weights.to(torch.int64))[0, m.layers[0].cols[:2]]
+    assert tot[0] < -30 and tot[1] > 30
+    m.check_compatible(net)
 
 
 def test_hidden_threshold_sits_halfway_between_levels():
     net = make_folded(seed=7)
     m = map_network(net)
     L = m.layers[1]
-    # T' = 31 k - 15: 15 LSB margin on either side of every reachable dot product (multiples of 31)
-    assert torch.equal(torch.remainder(L.threshold + 15, 31), torch.zeros_like(L.threshold))
+    # T' = 31 k - 15.5: 15.5 LSB margin on either side of every reachable dot product (multiples of 31)
+    assert torch.equal(torch.remainder(L.threshold + 15.5, 31), torch.zeros_like(L.threshold))
+    # layer 0: integer dot products, threshold halfway between two integers
+    assert torch.equal(torch.remainder(m.layers[0].threshold, 1), torch.full_like(m.layers[0].threshold, 0.5))
 
 
 def test_bias_rows_realise_threshold_with_small_trim():
@@ -176,14 +189,20 @@ def test_bias_rows_realise_threshold_with_small_trim():
     m = map_network(net)
     L = m.layers[0]
     assert L.bias_rows.numel() > 0
-    B = (m.weights[L.bias_rows[:, None], L.cols[None, :]].to(torch.int64) * L.bias_code).sum(0)
+    B = (m.weights[L.bias_rows[:, None], L.cols[None, :]].to(torch.int64) * L.bias_codes[:, None]).sum(0)
     assert torch.equal(B, L.bias_sum)
     assert torch.allclose(L.theta_ref - B.to(torch.float64), L.threshold)
+    # fine bias rows leave the comparator with at most 1.5 LSB (0.5 where the parity allows)
+    assert float(L.theta_ref.abs().max()) <= 1.5
+    # without fine rows the coarse rows leave up to one full-scale row (31 LSB)
+    m2 = map_network(net, fine_bias=False)
+    assert 1.5 < float(m2.layers[0].theta_ref.abs().max()) <= 31
+    assert torch.equal(m2.reference(random_codes(500)), net.predict(random_codes(500)))
 
 
 def test_theta_only_mapping_needs_no_bias_rows():
     net = make_folded(seed=9)
-    m = map_network(net, bias_rows=0, theta_max=1e9)
+    m = map_network(net, bias_rows=0, fine_bias=False, theta_max=1e9)
     assert all(L.bias_rows.numel() == 0 for L in m.layers)
     codes = random_codes(800, seed=2)
     assert torch.equal(m.reference(codes), net.predict(codes))
@@ -212,6 +231,7 @@ def test_unreachable_threshold_error_and_clip():
     with pytest.raises(ValueError, match="out of reach"):
         map_network(net, bias_rows=4)
     m = map_network(net, bias_rows=4, on_unreachable="clip")
+    assert m.layers[0].theta_ref.abs().max() <= m.theta_max
     assert m.layers[0].n_clipped >= 1
 
 
