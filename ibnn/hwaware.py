@@ -32,6 +32,40 @@ CAL_SPLITS = ("train", "val")
 
 
 # ------------------------------------------------------------------------------------------------------------
+# the trained network
+# ------------------------------------------------------------------------------------------------------------
+def find_checkpoint(profile: str = "full", name: str | None = None):
+    """Path of the trained BNN checkpoint in results/checkpoints: `name` if given, else bnn_<profile>.pt,
+    bnn.pt (full) / bnn_fast.pt (fast), else the only bnn*.pt there. FileNotFoundError says what to run."""
+    from . import io
+    d = io.checkpoints_dir()
+    if name:
+        p = d / name if not str(name).startswith("/") else __import__("pathlib").Path(name)
+        if not p.exists():
+            raise FileNotFoundError(f"checkpoint={name!r}: {p} does not exist; run notebook 03 first (make figures)")
+        return p
+    order = [f"bnn_{profile}.pt"] + (["bnn_fast.pt", "bnn.pt"] if profile == "fast" else ["bnn.pt"])
+    for n in order:
+        if (d / n).exists():
+            return d / n
+    cands = [p for p in sorted(d.glob("bnn*.pt"))] if d.exists() else []
+    if profile != "fast":
+        cands = [p for p in cands if "fast" not in p.name]
+    if len(cands) == 1:
+        return cands[0]
+    raise FileNotFoundError(f"no trained checkpoint for profile {profile!r} in {d} (looked for {order}, found "
+                            f"{[p.name for p in cands]}): run notebooks 01-03 first (make figures)")
+
+
+def load_network(path, expect: dict | None = None):
+    """The FoldedBNN in `path`, recorded as an input of the current notebook (provenance)."""
+    from . import classifier, io
+    folded = classifier.load_checkpoint(path, expect=expect)
+    io.record_input(path)
+    return folded
+
+
+# ------------------------------------------------------------------------------------------------------------
 # chips and accuracy
 # ------------------------------------------------------------------------------------------------------------
 def make_chips(n_chips: int, seed: int = 0, nonideal=None, params=None, device=None):
@@ -139,7 +173,7 @@ def check_calibration_set(split: str, codes=None, test_codes=None, max_overlap: 
                                  f"{max_overlap:.0%}); it was drawn from the test set: draw it from the training split")
 
 
-def default_trims(step_coarse: float = 4.0, span: float = 64.0) -> tuple[torch.Tensor, torch.Tensor]:
+def default_trims(step_coarse: float = 8.0, span: float = 96.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(coarse grid over +-span LSB, fine offsets around the coarse optimum), both float64."""
     coarse = torch.arange(-span, span + 1e-9, step_coarse, dtype=torch.float64)
     fine = torch.arange(-step_coarse + 1, step_coarse, 1.0, dtype=torch.float64)
@@ -261,7 +295,7 @@ def measure_column_error(mapping, chip, codes, split: str = "train", test_codes=
     gain, s0, s1 = [], [], []
     for L in mapping.layers:
         inp = codes if L.index == 0 else acts[L.index - 1]
-        wl = mapping.layer_codes(L.index, inp.to(torch.int64))
+        wl = mapping.layer_codes(L.index, inp.to(torch.int64)).to(torch.int64)
         dec, dv = chip.evaluate(wl, theta=mapping.theta, return_dv=True, noise_seed=777 + L.index)
         if dv.dim() == 2:
             dv = dv[None]

@@ -235,17 +235,18 @@ class ArrayMapping:
         return codes.to(torch.int64)
 
     def layer_codes(self, layer: int, inputs: torch.Tensor) -> torch.Tensor:
-        """Word-line codes (..., rows) int64 for one cycle. inputs: codes (..., fan_in) for layer 0, +-1
+        """Word-line codes (..., rows) (uint8 for bits <= 8) for one cycle. inputs: codes (..., fan_in) for layer 0, +-1
         activations (..., fan_in) for later layers. Rows not used by the layer are 0 (word line off)."""
         L = self.layers[layer]
-        out = torch.zeros(*inputs.shape[:-1], self.rows, dtype=torch.int64, device=inputs.device)
+        dt = torch.uint8 if self.bits <= 8 else torch.int32     # compact: (n_chips, B, rows) may be large
+        out = torch.zeros(*inputs.shape[:-1], self.rows, dtype=dt, device=inputs.device)
         if L.input_kind == "codes":
-            x = inputs.to(torch.int64)
+            x = inputs.to(dt)
         else:
-            x = (inputs > 0).to(torch.int64) * L.input_code
+            x = (inputs > 0).to(dt) * L.input_code
         out[..., L.data_rows.to(inputs.device)] = x
         if L.bias_rows.numel():
-            out[..., L.bias_rows.to(inputs.device)] = L.bias_codes.to(inputs.device)
+            out[..., L.bias_rows.to(inputs.device)] = L.bias_codes.to(inputs.device, dt)
         return out
 
     # --- pure-integer reference -----------------------------------------------------------------------------
@@ -260,7 +261,7 @@ class ArrayMapping:
         a = codes
         acts = []
         for L in self.layers:
-            wl = self.layer_codes(L.index, a)
+            wl = self.layer_codes(L.index, a).to(torch.int64)
             dot = wl @ W[:, L.cols]
             # theta_ref is integer or half-integer-free by construction: compare exactly in 2x units
             a = torch.where(2 * dot >= torch.round(2 * L.theta_ref).to(torch.int64), 1, -1).to(torch.int8)
@@ -296,8 +297,8 @@ class ArrayMapping:
         if program:
             self.program(chip)
         B = codes.shape[-2]
-        if batch is None:
-            batch = max(1, (1 << 22) // max(n_chips, 1))
+        if batch is None:   # word-line codes, decisions (and dV) of one batch stay within a few 100 MB
+            batch = max(256, (1 << 21) // max(n_chips, 1) // (4 if return_dv else 1))
         batch = check_int("batch", batch, 1)
         device = getattr(chip, "device", None)
         labels = torch.empty(n_chips, B, dtype=torch.int64)

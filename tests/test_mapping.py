@@ -168,7 +168,7 @@ def test_saturated_thresholds_keep_the_function():
     assert (acts[0][:, 0] == -1).all() and (acts[0][:, 1] == 1).all()
     # constant columns are realised with margin: all-zero input gives a clear decision
     zero = torch.zeros(1, 81, dtype=torch.int64)
-    wl = m.layer_codes(0, zero)
+    wl = m.layer_codes(0, zero).to(torch.int64)
     tot = (wl @ m.weights.to(torch.int64))[0, m.layers[0].cols[:2]]
     assert tot[0] < -30 and tot[1] > 30
     m.check_compatible(net)
