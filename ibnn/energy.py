@@ -147,7 +147,7 @@ def cycle_energy(P=None, *, bl_drops_V, codes, v_wl_lut_V, i_dac_lut_A, input_bi
     """Mean energy (J) per classify cycle of the array, by component (IMC_COMPONENTS), over a batch.
 
     bl_drops_V: (B, n_columns, 2) drops of BL and BLB (V) for every column the chip model evaluated (or
-        (B, n_columns) with the two drops already summed per column).
+        (B, n_columns) with the two drops already summed per column). Recharge energy C_BL * VDD * sum(dV).
     codes: (B, rows) integer word-line codes of this cycle (0 = row off).
     v_wl_lut_V, i_dac_lut_A: word-line voltage (V) and WLDAC output current (A) for each code 0..2**bits-1.
     input_bits: bits per row input latched in this cycle (5 for the first layer, 1 for +-1 activations).
@@ -158,12 +158,14 @@ def cycle_energy(P=None, *, bl_drops_V, codes, v_wl_lut_V, i_dac_lut_A, input_bi
     gate = check_bool("gate_unused_columns", gate_unused_columns)
     input_bits = check_int("input_bits", input_bits, 1, 16)
     vdd, c_bl, t_eval = circuit_value(P, "vdd"), circuit_value(P, "c_bl"), circuit_value(P, "t_eval")
-    drops = _array("bl_drops_V", bl_drops_V, upper=vdd)
-    if drops.ndim == 3:
-        drops = drops.sum(-1)
-    if drops.ndim != 2:
-        raise ValueError(f"bl_drops_V must have shape (B, n_columns[, 2]); got {drops.shape}")
-    B, n_cols = drops.shape
+    drops = _array("bl_drops_V", bl_drops_V, upper=2 * vdd)
+    if drops.ndim == 2:          # BL + BLB already summed per column: each line <= VDD, the pair <= 2 VDD
+        drops = drops[..., None]
+    elif drops.ndim == 3:
+        _array("bl_drops_V", drops, upper=vdd)
+    if drops.ndim != 3 or drops.shape[-1] not in (1, 2):
+        raise ValueError(f"bl_drops_V must have shape (B, n_columns, 2) or (B, n_columns); got {drops.shape}")
+    B, n_cols = drops.shape[:2]
     if columns is not None:
         cols = np.asarray(list(columns), dtype=np.int64)
         if cols.size and (cols.min() < 0 or cols.max() >= n_cols):
@@ -187,7 +189,7 @@ def cycle_energy(P=None, *, bl_drops_V, codes, v_wl_lut_V, i_dac_lut_A, input_bi
     t_on = P.t_wl_settle + t_eval
     # Per-cycle means: the batch sums divided by B.
     out = {
-        "bitline": bitline_energy(drops, c_bl, vdd) / B,
+        "bitline": c_bl * vdd * float(drops.sum()) / B,          # checked above: finite, >= 0, <= VDD per line
         "wordline": wordline_energy(v_active, _c_wl(P, n_cols), vdd, P.wl_drive_from_vdd) / B,
         "wldac": wldac_energy(i_active, t_on, vdd, P.wldac_bias_current) / B,
         "comparator": comparator_energy(n_read, P.e_comparator),
@@ -254,7 +256,7 @@ def digital_layer_energy(P, fan_in: int, fan_out: int, input_bits: int) -> dict[
     return out
 
 
-READOUT_KINDS = ("vote", "linear", "none")
+READOUT_KINDS = ("vote", "digital", "linear", "none")
 
 
 def readout_energy(P=None, kind: str = "vote", n_in: int = 1, n_classes: int = 10) -> dict[str, float]:
@@ -262,8 +264,8 @@ def readout_energy(P=None, kind: str = "vote", n_in: int = 1, n_classes: int = 1
 
     kind "vote": the n_in binary column outputs are counted per class (about n_in full-adder bits) and the ten
         counts compared (n_classes - 1 comparisons of log2(n_in/n_classes + 1) bits).
-    kind "linear": a small digital last layer with +-1 weights: n_in * n_classes XNOR + adder tree + weight reads,
-        then the argmax.
+    kind "digital" (alias "linear"): a small digital last layer with +-1 weights: n_in * n_classes XNOR + adder
+        tree + weight reads + a bias add per class, then the argmax.
     kind "none": no digital readout.
     """
     P = _params_or_default(P)
@@ -279,7 +281,9 @@ def readout_energy(P=None, kind: str = "vote", n_in: int = 1, n_classes: int = 1
     else:
         layer = digital_layer_energy(P, n_in, n_classes, 1)
         nb = acc_bits(n_in, 1)
-        e = total(layer) + (n_classes - 1) * nb * P.e_fa_bit
+        extra = (2 * n_classes - 1) * nb * P.e_fa_bit          # bias adds and the argmax comparisons
+        # the layer's own control overhead is already in `layer`
+        return {"readout": float(total(layer) + extra * (1 + P.digital_control_overhead))}
     return {"readout": float(e * (1 + P.digital_control_overhead))}
 
 
@@ -438,3 +442,155 @@ def wldac_luts(P=None) -> tuple[np.ndarray, np.ndarray]:
     dac = WLDAC(P)
     codes = torch.arange(dac.max_code + 1)
     return dac.code_to_vwl(codes).numpy(), dac.dac_current(codes).numpy()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bit-line swings from the chip model, per classify cycle of the mapped network
+# ---------------------------------------------------------------------------------------------------------------
+def cell_current_table(chip, k: int = 0):
+    """(rows, codes, cols) float64: start-of-pulse current (A) of every cell of chip instance k at every code,
+    as the chip evaluates it (`Chip.cell_current(..., exact=False)`; code 0 gives the cell's leakage)."""
+    import torch
+
+    R, C, n = chip.rows, chip.cols, chip.max_code + 1
+    r = torch.arange(R)[:, None, None]
+    code = torch.arange(n)[None, :, None]
+    c = torch.arange(C)[None, None, :]
+    return chip.cell_current(k, r, c, code, exact=False).to(torch.float64).cpu()
+
+
+def bitline_drops(chip, codes, chunk: int = 256):
+    """Drops (V) of BL and BLB of every column, (n_chips, B, cols, 2) float64 ([..., 0] = BL, [..., 1] = BLB).
+
+    The line swings `ibnn.chip.Chip.evaluate` computes, kept per line instead of as their difference (energy needs
+    how far each line fell, the comparator only V_BL - V_BLB): each line's linear swing
+    S = t_eval / C_BL * sum of the start-of-pulse currents of the cells that pull it (`Chip.cell_current`, the
+    chip's own cell model with its mismatch; rows at code 0 leak), then the closed-form discharge with
+    compression and the 0-V floor (`ibnn.column.discharge` with `chip.drain_law`). Consistency with
+    `Chip.evaluate(..., return_dv=True)` (dBLB - dBL == dV) is checked in tests/test_energy.py.
+    In the ideal mode (every nonideality off: a linear bit-line without floor) the drops are the linear swings
+    codes @ [cells on the line] * volts_per_lsb, clipped to [0, VDD] because a physical line cannot fall below 0 V.
+    """
+    import torch
+
+    from .column import discharge
+
+    if getattr(chip, "weights", None) is None:
+        raise ValueError("chip has no weights: call program(weights) (or mapping.program(chip)) first")
+    chunk = check_int("chunk", chunk, 1)
+    codes = chip._check_codes(codes).cpu()
+    shared = codes.dim() == 2
+    n, B, R, C = chip.n_chips, codes.shape[-2], chip.rows, chip.cols
+    vdd = float(chip.vdd)
+    out = torch.empty(n, B, C, 2, dtype=torch.float64)
+    w = chip.weights.cpu()
+    for k in range(n):
+        pos = (w[k] > 0).to(torch.float64)
+        x_all = codes if shared else codes[k]
+        if chip.nonideal.is_ideal:
+            x = x_all.to(torch.float64)
+            vpl = float(chip.volts_per_lsb)
+            out[k, ..., 1] = (x @ pos * vpl).clamp(0.0, vdd)          # +1 cells pull BLB
+            out[k, ..., 0] = (x @ (1 - pos) * vpl).clamp(0.0, vdd)    # -1 cells pull BL
+            continue
+        table = cell_current_table(chip, k)                            # (R, codes, C)
+        scale = float(chip.t_eval) / float(chip.c_bl)
+        rows = torch.arange(R)[None, :]
+        for b0 in range(0, B, chunk):
+            b1 = min(B, b0 + chunk)
+            cur = table[rows, x_all[b0:b1].long()]                     # (Bc, R, C)
+            s_blb = torch.einsum("brc,rc->bc", cur, pos) * scale
+            s_bl = torch.einsum("brc,rc->bc", cur, 1 - pos) * scale
+            v = discharge(torch.clamp(torch.stack([s_bl, s_blb], -1), min=0.0), chip.drain_law)
+            out[k, b0:b1] = torch.clamp(vdd - v.to(torch.float64), 0.0, vdd)
+    return out
+
+
+@dataclass
+class CycleActivity:
+    """One classify cycle of a mapped layer over a batch: what the energy model needs.
+
+    codes (B, rows) int64 word-line codes; drops (B, cols, 2) float64 BL/BLB drops (V) of every column;
+    input_bits: bits latched per active row; columns: the layer's own columns."""
+    layer: int
+    codes: np.ndarray
+    drops: np.ndarray
+    input_bits: int
+    columns: list[int]
+
+    def swing_stats(self) -> dict:
+        d = self.drops
+        own = d[:, self.columns]
+        return {"layer": self.layer, "mean_drop_per_line_V": float(d.mean()),
+                "mean_drop_per_line_own_columns_V": float(own.mean()),
+                "mean_abs_dv_own_columns_V": float(np.abs(own[..., 1] - own[..., 0]).mean()),
+                "max_drop_V": float(d.max()), "mean_active_rows": float((self.codes > 0).sum(1).mean()),
+                "mean_code_active_rows": float(self.codes[self.codes > 0].mean()) if (self.codes > 0).any()
+                else 0.0}
+
+
+def network_activity(mapping, chip, codes, noise_seed: int = 0, chip_index: int = 0):
+    """Run the mapped network on `chip` (one instance: chip_index) and record every layer's classify cycle.
+
+    The chip's own decisions feed the next layer (as on silicon). Returns (labels (B,), [CycleActivity per
+    layer]). The labels come from `mapping.run`; the word-line codes of each cycle from `mapping.layer_codes`;
+    the drops from `bitline_drops`."""
+    import torch
+
+    chip_index = check_int("chip_index", chip_index, 0, chip.n_chips - 1)
+    labels, acts = mapping.run(chip, codes, return_layers=True, noise_seed=noise_seed)
+    out = []
+    inputs = torch.as_tensor(codes).to(torch.int64)
+    bits = int(mapping.bits)
+    for L in mapping.layers:
+        wl = mapping.layer_codes(L.index, inputs)
+        drops = bitline_drops(chip, wl)[chip_index]
+        out.append(CycleActivity(layer=L.index, codes=wl.cpu().numpy(), drops=drops.numpy(),
+                                 input_bits=bits if L.input_kind == "codes" else 1,
+                                 columns=[int(c) for c in L.cols]))
+        inputs = acts[L.index][chip_index].to(torch.int64)
+    return labels[chip_index], out
+
+
+def imc_inference_energy(P, activity: Sequence[CycleActivity], readout: Mapping | None = None,
+                         gate_unused_columns: bool = False, luts=None) -> dict:
+    """Energy (J) per inference on the in-memory chip: one classify cycle per layer plus the digital readout.
+
+    Returns {"per_layer": [breakdown per cycle], "breakdown": summed breakdown incl. "readout",
+    "total_J", "array_J" (bit-lines + word lines + WLDACs: the array alone), "n_cycles"}."""
+    P = _params_or_default(P)
+    v_lut, i_lut = wldac_luts(P) if luts is None else luts
+    per_layer = [cycle_energy(P, bl_drops_V=a.drops, codes=a.codes, v_wl_lut_V=v_lut, i_dac_lut_A=i_lut,
+                              input_bits=a.input_bits, columns=a.columns,
+                              gate_unused_columns=gate_unused_columns) for a in activity]
+    bd = sum_breakdowns(per_layer)
+    bd.update(readout_energy(P, **(readout or {"kind": "none"})))
+    array_J = bd["bitline"] + bd["wordline"] + bd["wldac"]
+    return {"per_layer": per_layer, "breakdown": bd, "total_J": total(bd), "array_J": array_J,
+            "n_cycles": len(per_layer)}
+
+
+ARRAY_SCOPE = ("bitline", "wordline", "wldac")
+
+
+def retimed_chip(chip, P_new):
+    """A view of `chip` evaluated with another discharge time and/or bit-line capacitance.
+
+    t_eval and C_BL enter the chip model only through volts_per_lsb = I_LSB * t_eval / C_BL (the cell model, the
+    drain law and the mismatch draws do not depend on them), so sweeping them needs no new cell model
+    (building one takes seconds). Any other parameter difference raises ValueError: build a new Chip."""
+    import copy
+
+    allowed = {"t_eval", "c_bl_per_cell", "c_bl", "volts_per_lsb_nominal"}
+    old, new = chip.params.values(), P_new.values()
+    diff = sorted(k for k in set(old) | set(new)
+                  if k not in allowed and k in chip.params and k in P_new
+                  and P_new.entry(k).section == "circuit" and old.get(k) != new.get(k))
+    if diff:
+        raise ValueError(f"retimed_chip: parameters {diff} differ from the chip's; only t_eval and c_bl_per_cell "
+                         f"may change (build a new Chip for the others)")
+    out = copy.copy(chip)
+    out.params = P_new
+    out.t_eval, out.c_bl = P_new["t_eval"], P_new["c_bl"]
+    out.volts_per_lsb = chip.i_lsb * out.t_eval / out.c_bl
+    return out

@@ -197,3 +197,57 @@ def test_tornado_and_solve():
     assert energy.solve_parameter(P, "e_comparator", fig, 1e3, 1e-16, 1e-11) is None
     with pytest.raises(ValueError, match="lo="):
         energy.solve_parameter(P, "e_comparator", fig, target, 0.0, 1.0)
+
+
+# --- swings from the chip model ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def chip():
+    import torch
+
+    from ibnn.chip import Chip
+
+    c = Chip(P, n_chips=1, seed=3)
+    g = torch.Generator().manual_seed(0)
+    c.program(torch.where(torch.rand(128, 128, generator=g) > 0.5, 1, -1))
+    return c
+
+
+def test_bitline_drops_match_the_chip(chip):
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    codes = torch.randint(0, 32, (64, 128), generator=g)
+    codes[:, 90:] = 0
+    _, dv = chip.evaluate(codes, return_dv=True, noise_seed=0)
+    d = energy.bitline_drops(chip, codes)
+    assert d.shape == (1, 64, 128, 2)
+    assert float(d.min()) >= 0 and float(d.max()) <= VDD
+    # V_BL - V_BLB = (VDD - dBL) - (VDD - dBLB)
+    assert torch.allclose((d[..., 1] - d[..., 0]).float(), dv.float(), atol=2e-4)
+    # more discharge time, more swing, more recharge energy (t_eval enters only through volts_per_lsb)
+    P2 = P.replace(t_eval=P.entry("t_eval").high)
+    d2 = energy.bitline_drops(energy.retimed_chip(chip, P2), codes)
+    assert float(d2.sum()) > float(d.sum())
+    with pytest.raises(ValueError, match="retimed_chip: parameters"):
+        energy.retimed_chip(chip, P.replace(vdd=1.1))
+
+
+def test_efficiency_tables_are_ops_over_energy():
+    from ibnn import area, efficiency as F
+
+    imc = {"n_cycles": 2, "array_J": 60e-12, "total_J": 100e-12}
+    shapes = [(81, 64), (64, 40)]
+    t = F.tops_per_w_table(imc, shapes, 5)
+    assert t["network"]["mac2"]["macro"] == pytest.approx(energy.ops_per_inference("mac2", shapes) / 100e-12 / 1e12)
+    assert t["network"]["1b"]["array"] == pytest.approx(energy.ops_per_inference("1b", shapes, 5) / 60e-12 / 1e12)
+    assert t["array_peak"]["mac2"]["macro"] == pytest.approx(2 * 128 * 128 / 50e-12 / 1e12)
+    assert t["array_peak"]["1b"]["macro"] == pytest.approx(5 * t["array_peak"]["mac2"]["macro"])
+    d = F.tops_per_mm2_table(P, shapes, 2, 5)
+    assert d["array_peak"]["mac2"]["macro"] == pytest.approx(
+        2 * 128 * 128 * P["f_classify"] / 1e12 / (area.macro_area(P) * 1e6))
+    assert d["network"]["mac2"]["array"] == pytest.approx(
+        energy.ops_per_inference("mac2", shapes) * P["f_classify"] / 2 / 1e12 / (area.array_area(P) * 1e6))
+    r = F.solve_area_parameter(P, "a_cell", 6.0, 2 * 128 * 128 * P["f_classify"])
+    assert r["solution"] is not None
+    assert energy.tops_per_mm2(2 * 128 * 128 * P["f_classify"],
+                               area.macro_area(P.replace(a_cell=r["solution"]))) == pytest.approx(6.0, rel=1e-5)

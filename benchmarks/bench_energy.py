@@ -1,0 +1,39 @@
+"""Benchmark of the energy model: one classify cycle's breakdown over a batch of MNIST-sized inputs, the digital
+baseline, and one tornado evaluation. Prints wall times; exits non-zero if a budget is exceeded."""
+import sys
+import time
+
+import numpy as np
+
+from ibnn import area, energy, params
+
+
+def main() -> int:
+    P = params.load()
+    rng = np.random.default_rng(0)
+    B = 10_000
+    drops = rng.uniform(0, 0.3, size=(B, 128, 2))
+    codes = rng.integers(0, 32, size=(B, 128))
+    t0 = time.perf_counter()
+    v, i = energy.wldac_luts(P)
+    t_lut = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    bd = energy.cycle_energy(P, bl_drops_V=drops, codes=codes, v_wl_lut_V=v, i_dac_lut_A=i, input_bits=5)
+    t_cycle = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(100):
+        energy.digital_inference_energy(P, [(81, 64), (64, 40)], 5, {"kind": "vote", "n_in": 40, "n_classes": 10})
+    t_dig = (time.perf_counter() - t0) / 100
+    t0 = time.perf_counter()
+    fig = lambda p: area.macro_area(p)  # noqa: E731
+    energy.tornado(P, P.ranged("energy"), fig)
+    t_tor = time.perf_counter() - t0
+    print(f"wldac look-up tables: {t_lut * 1e3:.1f} ms")
+    print(f"cycle_energy, batch {B}: {t_cycle * 1e3:.1f} ms ({energy.total(bd) * 1e12:.1f} pJ per cycle)")
+    print(f"digital_inference_energy: {t_dig * 1e6:.0f} us")
+    print(f"tornado over {len(P.ranged('energy'))} energy parameters (area figure): {t_tor * 1e3:.1f} ms")
+    return 0 if t_cycle < 5.0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

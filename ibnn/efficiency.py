@@ -1,0 +1,269 @@
+"""Energy study of the mapped network (notebook 06) and efficiency figures (notebook 07), from ibnn.energy/area.
+
+`EnergyStudy` ties one parameter set, one mapped network and a batch of MNIST test images to the chip model:
+it runs the chip (accuracy and bit-line swings from the same run), evaluates the in-memory energy and the digital
+baseline, and does the sensitivity (tornado), the swing sweep (accuracy vs energy) and the inverse analysis.
+
+Scopes, stated wherever a figure appears:
+- energy "array": bit-line recharge + word-line charging + WLDAC static current (the array and its drivers);
+  energy "macro": array + comparators + control/clocking + input registers + the digital readout.
+- ops "network": the mapped BNN's multiply-accumulates (sum of fan_in * fan_out, readout excluded) per inference;
+  ops "array_peak": every cell of the 128 x 128 array once per classify cycle (2 * 128 * 128 "mac2"), energy per
+  cycle = energy per inference / cycles per inference.
+- area "array": bit-cells; area "macro": cells + WLDACs + comparators + periphery.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import area as _area
+from . import energy as E
+from .validate import check_bool, check_choice, check_int
+
+# The paper's claims (Zhang & Verma, JETCAS 2019, doi 10.1109/JETCAS.2019.2912352; DESIGN.md section 1).
+PAPER = {"energy_ratio": 26.0, "tops_per_w": 700.0, "tops_per_mm2": 6.0, "baseline_accuracy": 0.94,
+         "accuracy_drop": 0.004}
+
+ENERGY_SCOPES = ("array", "macro")
+OP_BASES = ("network", "array_peak")
+
+
+def tops_per_w_table(imc: dict, layer_shapes, input_bits: int = 5, rows: int = 128, cols: int = 128) -> dict:
+    """TOPS/W for every op basis x op definition x energy scope, from an `imc_inference_energy` result."""
+    n_cycles = check_int("n_cycles", imc["n_cycles"], 1)
+    energies = {"array": imc["array_J"], "macro": imc["total_J"]}
+    out: dict = {}
+    for basis in OP_BASES:
+        out[basis] = {}
+        for d in E.OP_DEFINITIONS:
+            if basis == "network":
+                ops, per = E.ops_per_inference(d, layer_shapes, input_bits), 1
+            else:
+                ops, per = E.array_ops_per_cycle(d, rows, cols, input_bits), n_cycles
+            out[basis][d] = {s: E.tops_per_w(ops, energies[s] / per) for s in ENERGY_SCOPES}
+    return out
+
+
+def tops_per_mm2_table(P, layer_shapes, n_cycles: int, input_bits: int = 5, rows: int = 128,
+                       cols: int = 128) -> dict:
+    """TOPS/mm2 for every op basis x op definition x area scope at the classify clock f_classify
+    (one array evaluation per cycle; the network needs n_cycles cycles per inference)."""
+    n_cycles = check_int("n_cycles", n_cycles, 1)
+    areas = {"array": _area.array_area(P, rows, cols), "macro": _area.macro_area(P, rows, cols)}
+    f = P["f_classify"]
+    out: dict = {}
+    for basis in OP_BASES:
+        out[basis] = {}
+        for d in E.OP_DEFINITIONS:
+            if basis == "network":
+                ops_s = E.ops_per_inference(d, layer_shapes, input_bits) * f / n_cycles
+            else:
+                ops_s = E.throughput_ops_per_s(E.array_ops_per_cycle(d, rows, cols, input_bits), f)
+            out[basis][d] = {s: E.tops_per_mm2(ops_s, areas[s]) for s in ENERGY_SCOPES}
+    return out
+
+
+def readout_spec(mapping) -> dict:
+    """kwargs of `energy.readout_energy` for a mapping's readout."""
+    r = mapping.readout_logic
+    kind = str(r["kind"])
+    kind = "vote" if "vote" in kind else ("digital" if kind in ("digital", "linear", "dense") else "none")
+    return {"kind": kind, "n_in": int(r["n_inputs"]), "n_classes": int(r["n_classes"])}
+
+
+@dataclass
+class EnergyStudy:
+    """One parameter set + mapped network + test images; see the module docstring."""
+
+    P: object
+    mapping: object
+    codes: object            # (B, n_features) int
+    labels: object           # (B,) int
+    gate_unused_columns: bool = False
+    noise_seed: int = 0
+    luts: tuple | None = None
+    readout: dict = field(init=False)
+    layer_shapes: list = field(init=False)
+    input_bits: int = field(init=False)
+
+    def __post_init__(self):
+        import torch
+
+        check_bool("gate_unused_columns", self.gate_unused_columns)
+        self.codes = torch.as_tensor(self.codes).to(torch.int64)
+        self.labels = torch.as_tensor(self.labels).to(torch.int64)
+        self.readout = readout_spec(self.mapping)
+        self.layer_shapes = [(L.fan_in, L.fan_out) for L in self.mapping.layers]
+        self.input_bits = int(self.mapping.bits)
+        if self.luts is None:
+            self.luts = E.wldac_luts(self.P)
+
+    # --- one evaluation --------------------------------------------------------------------------------------
+    def run(self, chip, n: int | None = None):
+        """(accuracy, activity) of the mapped network on `chip` for the first n images (default all)."""
+        n = len(self.labels) if n is None else check_int("n", n, 1, len(self.labels))
+        pred, act = E.network_activity(self.mapping, chip, self.codes[:n], noise_seed=self.noise_seed)
+        acc = float((pred.cpu() == self.labels[:n]).double().mean())
+        return acc, act
+
+    def energies(self, P, activity, luts=None) -> dict:
+        """IMC and digital energy per inference (J), their breakdowns and the ratio, for parameter set P."""
+        luts = self.luts if luts is None else luts
+        imc = E.imc_inference_energy(P, activity, self.readout, self.gate_unused_columns, luts)
+        dig = E.digital_inference_energy(P, self.layer_shapes, self.input_bits, self.readout)
+        dig_J = E.total(dig)
+        return {"imc": imc, "digital": dig, "imc_J": imc["total_J"], "digital_J": dig_J,
+                "ratio": E.energy_ratio(dig_J, imc["total_J"])}
+
+    def figures(self, P, activity, luts=None) -> dict:
+        """The headline numbers of one evaluation: energies, ratio and peak TOPS/W (mac2 and 1b, macro scope)."""
+        e = self.energies(P, activity, luts)
+        t = tops_per_w_table(e["imc"], self.layer_shapes, self.input_bits)
+        return {"imc_J": e["imc_J"], "digital_J": e["digital_J"], "ratio": e["ratio"],
+                "tops_per_w_mac2": t["array_peak"]["mac2"]["macro"], "tops_per_w_1b": t["array_peak"]["1b"]["macro"]}
+
+    # --- sensitivity --------------------------------------------------------------------------------------------
+    def tornado(self, chip, names_fixed_swing: Sequence[str], names_retimed: Sequence[str] = (),
+                names_rebuilt: Sequence[str] = (), n: int | None = None,
+                build_chip: Callable | None = None) -> tuple[dict, list[dict]]:
+        """Figures at each ranged parameter's low and high end, one at a time.
+
+        names_fixed_swing: parameters that do not change the bit-line swings (energy-only constants): the
+            activity of `chip` is reused. names_retimed: t_eval / c_bl_per_cell, evaluated on
+            `energy.retimed_chip(chip, P')` (new swings, same cell model). names_rebuilt: any other circuit
+            parameter, evaluated on `build_chip(P')` (a new chip model).
+        Returns (base figures, bars): bars are dicts name, low, high, kind, section and the figures at each end.
+        """
+        _, act0 = self.run(chip, n)
+        base = self.figures(self.P, act0)
+        bars = []
+        for name in [*names_fixed_swing, *names_retimed, *names_rebuilt]:
+            e = self.P.entry(name)
+            if e.low is None:
+                raise ValueError(f"parameter {name} has no cited low/high range")
+            ends = {}
+            for tag, v in (("low", e.low), ("high", e.high)):
+                P2 = self.P.replace(**{name: v})
+                if name in names_fixed_swing:
+                    ends[tag] = self.figures(P2, act0)
+                elif name in names_retimed:
+                    ends[tag] = self.figures(P2, self.run(E.retimed_chip(chip, P2), n)[1])
+                else:
+                    if build_chip is None:
+                        raise ValueError("names_rebuilt needs build_chip(P) -> a programmed-ready Chip")
+                    ch = build_chip(P2)
+                    ends[tag] = self.figures(P2, self.run(ch, n)[1], luts=E.wldac_luts(P2))
+            bars.append({"name": name, "section": e.section, "kind": e.kind, "unit": e.unit, "default": e.value,
+                         "low": e.low, "high": e.high, "at_low": ends["low"], "at_high": ends["high"]})
+        return base, bars
+
+    # --- accuracy vs energy --------------------------------------------------------------------------------------
+    def sweep_t_eval(self, chip, t_evals: Sequence[float], n: int | None = None) -> list[dict]:
+        """Accuracy (chip model) and energy (this model) at each discharge time: one parameter set feeds both."""
+        out = []
+        for t in t_evals:
+            P2 = self.P.replace(t_eval=float(t))
+            acc, act = self.run(E.retimed_chip(chip, P2), n)
+            f = self.figures(P2, act)
+            stats = [a.swing_stats() for a in act]
+            out.append({"t_eval_s": float(t), "accuracy": acc, **f,
+                        "mean_abs_dv_own_columns_V": float(np.mean([s["mean_abs_dv_own_columns_V"] for s in stats])),
+                        "mean_drop_per_line_V": float(np.mean([s["mean_drop_per_line_V"] for s in stats]))})
+        return out
+
+    # --- inverse analysis ------------------------------------------------------------------------------------------
+    def inverse(self, chip, figure: str, target: float, names_fixed_swing: Sequence[str],
+                names_retimed: Sequence[str] = (), n: int | None = None, span: float = 1e3) -> list[dict]:
+        """For each parameter alone: the value that makes `figure` ("ratio", "tops_per_w_mac2", ...) equal
+        `target`, by log-scale bisection over [low / span, high * span] (None where no value in that bracket
+        does). Reports whether the value lies inside the parameter's cited range."""
+        check_choice("figure", figure, ("ratio", "tops_per_w_mac2", "tops_per_w_1b", "imc_J", "digital_J"))
+        _, act0 = self.run(chip, n)
+        rows = []
+        for name in [*names_fixed_swing, *names_retimed]:
+            e = self.P.entry(name)
+            lo = (e.low if e.low is not None else e.value) / span
+            hi = (e.high if e.high is not None else e.value) * span
+            if e.valid == "fraction":
+                lo, hi = max(lo, 1e-9), min(hi, 1.0)
+            if name in names_fixed_swing:
+                fn = lambda p: self.figures(p, act0)[figure]  # noqa: E731
+            else:
+                fn = lambda p: self.figures(p, self.run(E.retimed_chip(chip, p), n)[1])[figure]  # noqa: E731
+            hi = _evaluable_upper(self.P, name, fn, lo, hi)
+            v = None if hi is None else E.solve_parameter(self.P, name, fn, target, lo, hi, log=True, rtol=1e-4)
+            inside = None if v is None or e.low is None else bool(e.low <= v <= e.high)
+            rows.append({"name": name, "section": e.section, "unit": e.unit, "default": e.value, "low": e.low,
+                         "high": e.high, "solution": v, "inside_cited_range": inside,
+                         "factor_vs_default": None if v is None else v / e.value})
+        return rows
+
+
+def _evaluable_upper(P, name: str, fn, lo: float, hi: float) -> float | None:
+    """Shrink hi (geometrically towards lo) until fn(P.replace(name=hi)) evaluates (e.g. an exponent too large
+    for a float); None if nothing above lo does."""
+    for _ in range(60):
+        if hi <= lo:
+            return None
+        try:
+            fn(P.replace(**{name: hi}))
+            return hi
+        except (OverflowError, ValueError, ZeroDivisionError):
+            hi = math.sqrt(hi * lo) if hi / lo > 1.0001 else lo
+    return None
+
+
+def solve_area_parameter(P, name: str, target_tops_per_mm2: float, ops_per_s: float, scope: str = "macro",
+                         span: float = 1e3) -> dict:
+    """The value of area parameter `name` alone that gives `target_tops_per_mm2` at `ops_per_s` (bisection)."""
+    check_choice("scope", scope, ENERGY_SCOPES)
+    e = P.entry(name)
+    fn = lambda p: E.tops_per_mm2(ops_per_s, _area.macro_area(p) if scope == "macro" else _area.array_area(p))  # noqa: E731,E501
+    lo, hi = (e.low or e.value) / span, (e.high or e.value) * span
+    try:
+        v = E.solve_parameter(P, name, fn, target_tops_per_mm2, lo, hi, log=True, rtol=1e-6)
+    except ValueError:
+        v = None
+    return {"name": name, "unit": e.unit, "default": e.value, "low": e.low, "high": e.high, "solution": v,
+            "inside_cited_range": None if v is None or e.low is None else bool(e.low <= v <= e.high),
+            "factor_vs_default": None if v is None else v / e.value}
+
+
+def finite_or_none(x):
+    """For results: None stays None, finite floats pass, anything else raises."""
+    if x is None:
+        return None
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"value {x!r} is not finite")
+    return x
+
+
+AREA_PARAMS = ("a_cell", "a_wldac", "a_comparator", "periphery_overhead")
+
+
+def energy_params(P) -> list[str]:
+    """Ranged energy-section parameters that act on energy (the area ones excluded)."""
+    return [n for n in P.ranged("energy") if n not in AREA_PARAMS]
+
+
+def find_checkpoint(path: str = ""):
+    """The trained BNN checkpoint: `path` if given, else the one *.pt file in results/checkpoints/ (notebook 03;
+    the most recently written if there are several). FileNotFoundError says what to run."""
+    from pathlib import Path
+
+    from . import io
+
+    if path:
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"checkpoint={path!r} does not exist")
+        return p
+    found = sorted(io.checkpoints_dir().glob("*.pt"), key=lambda q: (q.stat().st_mtime, q.name))
+    if not found:
+        raise FileNotFoundError(f"no checkpoint in {io.checkpoints_dir()}: run notebook 03 first (make figures)")
+    return found[-1]
