@@ -1,0 +1,129 @@
+"""The 6T bit-cell in classify mode: the read stack (access NMOS in series with the pull-down NMOS) and its mismatch.
+
+Model (every assumption stated here; constants in ibnn/params_data/circuit.toml):
+
+* Each NMOS follows the EKV charge-based interpolation (C. Enz, F. Krummenacher, E. Vittoz, Analog IC&SP 1995),
+  continuous from weak to strong inversion, source and drain symmetric:
+
+      I = I_S [F((V_P - V_S)/U_T) - F((V_P - V_D)/U_T)] (1 + lambda V_DS),   F(v) = ln^2(1 + exp(v/2)),
+      V_P = (V_G - V_T0 - dVt + eta V_DS) / n,   I_S = 2 n beta U_T^2,   beta = mu_eff C_ox W / L.
+
+  eta (DIBL) and lambda (channel-length modulation) give the drain-voltage dependence: the cell current falls as
+  its bit-line falls, which compresses large sums. Bulk at ground; body effect is folded into n. Velocity
+  saturation is not modelled separately: it is lumped into the effective mobility (see mu_eff_n).
+* The read stack: the cell stores a 0 on the side that discharges, so the pull-down's gate sits at VDD. The access
+  device (gate V_WL, drain V_BL, source X) is in series with the pull-down (gate VDD, drain X, source 0). The
+  internal node X is solved to machine precision (bracketed Illinois regula falsi in float64: I_access(X) falls, I_pulldown(X) rises with X).
+* Mismatch after Pelgrom (JSSC 1989), sigma = A / sqrt(W L), per cell:
+  - dVt on the access device. The pull-down's mismatch is neglected: it is twice as wide (cell ratio 2) and
+    driven with V_GS = VDD, so it acts as a small source-degeneration resistance and its dVt moves the cell current
+    by well under a percent (a modelling simplification, stated).
+  - a current-factor error dbeta applied to the whole stack: scaling beta of both devices by (1 + dbeta) leaves X
+    unchanged and scales the current exactly, so I = (1 + dbeta) I_stack(V_WL, V_BL; dVt). Its sigma is
+    A_beta / sqrt(W L) of the access device.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from . import params as _params
+from .validate import check_int, check_nonneg, check_positive
+
+_ITER = 24
+
+
+@dataclass(frozen=True)
+class Nmos:
+    """EKV parameters of one NMOS (SI units)."""
+
+    vt0: float
+    beta: float      # mu_eff C_ox W / L
+    n: float
+    ut: float
+    eta: float       # DIBL, V/V
+    lam: float       # CLM, 1/V
+
+    @property
+    def i_spec(self) -> float:
+        return 2.0 * self.n * self.beta * self.ut ** 2
+
+
+def _f(v: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.softplus(v / 2.0) ** 2
+
+
+def ekv_current(dev: Nmos, vg, vd, vs, dvt=0.0) -> torch.Tensor:
+    """Drain current (A) of `dev` for terminal voltages (V), float64, broadcast; positive from drain to source."""
+    vg, vd, vs = (torch.as_tensor(x, dtype=torch.float64) for x in (vg, vd, vs))
+    vds = vd - vs
+    vp = (vg - dev.vt0 - dvt + dev.eta * vds) / dev.n
+    fwd = _f((vp - vs) / dev.ut)
+    rev = _f((vp - vd) / dev.ut)
+    return dev.i_spec * (fwd - rev) * (1.0 + dev.lam * vds)
+
+
+class BitCell:
+    """The read stack of one 6T cell. `current(v_wl, v_bl, dvt, dbeta)` -> A (float64 tensor, broadcast)."""
+
+    def __init__(self, params: _params.ParamSet | None = None):
+        P = params if params is not None else _params.load()
+        self.params = P
+        kp, n, ut = P["kp_n"], P["slope_factor"], P["thermal_voltage"]
+        self.vdd = P["vdd"]
+        self.access = Nmos(P["vt0_n"], kp * P["w_access"] / P["l_access"], n, ut, P["dibl"], P["clm"])
+        self.pulldown = Nmos(P["vt0_n"], kp * P["w_pulldown"] / P["l_access"], n, ut, P["dibl"], P["clm"])
+        self.sigma_vt = P["sigma_vt_cell"]
+        self.sigma_beta = P["sigma_beta_cell"]
+
+    def internal_node(self, v_wl, v_bl, dvt=0.0) -> torch.Tensor:
+        """Voltage of the node between access and pull-down devices (V), solved by regula falsi (Illinois), bracketed."""
+        v_wl, v_bl, dvt = (torch.as_tensor(x, dtype=torch.float64) for x in (v_wl, v_bl, dvt))
+        shape = torch.broadcast_shapes(v_wl.shape, v_bl.shape, dvt.shape)
+        top = torch.clamp(v_bl, min=0.0).expand(shape).clone()
+        # Illinois (modified regula falsi) on h(X) = I_access - I_pulldown, bracketed in [0, V_BL]: h falls with X
+        def h(x):
+            return ekv_current(self.access, v_wl, v_bl, x, dvt) - ekv_current(self.pulldown, self.vdd, x, 0.0)
+        a = torch.zeros(shape, dtype=torch.float64)
+        b = top
+        fa, fb = h(a).expand(shape).clone(), h(b).expand(shape).clone()
+        side = torch.zeros(shape, dtype=torch.int8)
+        x = a
+        for _ in range(_ITER):
+            den = fa - fb
+            x = torch.where(den != 0, (a * (-fb) + b * fa) / torch.where(den != 0, den, torch.ones_like(den)),
+                            0.5 * (a + b))
+            x = torch.minimum(torch.maximum(x, a), b)
+            fx = h(x)
+            left = fx > 0                      # root lies right of x: move a
+            fb = torch.where(left & (side == 1), 0.5 * fb, fb)
+            fa = torch.where(~left & (side == -1), 0.5 * fa, fa)
+            a = torch.where(left, x, a)
+            fa = torch.where(left, fx, fa)
+            b = torch.where(left, b, x)
+            fb = torch.where(left, fb, fx)
+            side = torch.where(left, torch.ones_like(side), -torch.ones_like(side))
+        return x
+
+    def current(self, v_wl, v_bl, dvt=0.0, dbeta=0.0) -> torch.Tensor:
+        """Cell (bit-line discharge) current in A for word-line and bit-line voltages, with mismatch dvt (V) and
+        dbeta (relative). Zero when V_BL <= 0 (the floor); leakage only when V_WL = 0."""
+        x = self.internal_node(v_wl, v_bl, dvt)
+        i = ekv_current(self.pulldown, self.vdd, x, 0.0)
+        return (1.0 + torch.as_tensor(dbeta, dtype=torch.float64)) * torch.clamp(i, min=0.0)
+
+    def draw_mismatch(self, shape, generator: torch.Generator | None = None, scale: float = 1.0):
+        """Standard Pelgrom draws (dvt in V, dbeta relative) of the given shape, times `scale`."""
+        scale = check_nonneg("scale", scale)
+        z = torch.randn((2, *shape), generator=generator, dtype=torch.float64)
+        return scale * self.sigma_vt * z[0], scale * self.sigma_beta * z[1]
+
+
+def pelgrom_sigma(a: float, w: float, l: float) -> float:
+    """sigma = A / sqrt(W L) (Pelgrom et al., JSSC 1989); A in V m (or m for current factor), W, L in m."""
+    check_nonneg("A", a)
+    check_positive("W", w)
+    check_positive("L", l)
+    return a / math.sqrt(w * l)
