@@ -40,6 +40,10 @@ N_CLASSES = 10
 READOUTS = ("digital", "vote")
 FORMAT = "ibnn-bnn-v1"
 REQUIRED_META = ("topology", "size", "bits", "seed", "data_checksums", "readout")
+#: Validation split used for model selection (5000 of the 60000 training images).
+VAL_FRACTION = 1 / 12
+#: The training recipe notebook 03 uses by default.
+DEFAULT_RECIPE = {"hidden": [128], "readout": "digital", "epochs": 40, "lr": 3e-3, "batch_size": 512}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -364,8 +368,27 @@ def fold(model: BNN, meta: dict | None = None) -> FoldedBNN:
     else:
         readout = VoteReadout(model.head.votes, model.head.n_classes)
     full = model_meta(model)
+    full["flipped"] = [int((l.bn.weight.detach() < 0).sum()) for l in model.layers]
     full.update(meta or {})
     return FoldedBNN(layers, readout, full)
+
+
+def threshold_summary(folded: FoldedBNN, bits: int | None = None) -> list[dict]:
+    """Per on-array layer: theta range, median |theta|, number of columns flipped by a negative BN gain (from
+    the fold's metadata; None if unknown) and the bias rows a threshold needs when realised with rows driven at
+    full-scale code: ceil(max|theta| / (2**bits - 1)). `input_max` is the largest input of the layer."""
+    bits = bits if bits is not None else int(folded.meta.get("bits", 5))
+    full = 2 ** bits - 1
+    out = []
+    for i, layer in enumerate(folded.layers):
+        th = layer.theta
+        drive = full if i == 0 else 1
+        out.append({"theta_min": int(th.min()), "theta_max": int(th.max()),
+                    "abs_theta_median": float(th.abs().double().median()),
+                    "flipped": folded.meta.get("flipped", [None] * len(folded.layers))[i],
+                    "bias_rows_full_scale": int(math.ceil(int(th.abs().max()) / full)),
+                    "input_max": drive})
+    return out
 
 
 def model_meta(model: BNN) -> dict:
@@ -394,18 +417,43 @@ def accuracy(model_or_folded, codes, labels) -> float:
     return float((pred == labels).double().mean())
 
 
+@torch.no_grad()
+def recalibrate_bn(model: BNN, codes, batch_size: int = 1000) -> BNN:
+    """Re-estimate every batch-norm's running mean/var for the final binary weights (cumulative average over
+    `codes`, training-mode forward without noise), so the eval-mode thresholds match the weights they act on."""
+    x = _as_float(codes)
+    was = model.training
+    saved = [l.bn.momentum for l in model.layers]
+    model.train()
+    try:
+        for l in model.layers:
+            l.bn.reset_running_stats()
+            l.bn.momentum = None
+        for s in range(0, x.shape[0], batch_size):
+            if x.shape[0] - s >= 2:
+                model.features(x[s:s + batch_size])
+    finally:
+        for l, m in zip(model.layers, saved):
+            l.bn.momentum = m
+        model.train(was)
+    return model
+
+
 def train_bnn(codes, labels, val_codes=None, val_labels=None, *, hidden: Sequence[int] = (128,),
               readout: str = "digital", bits: int = 5, epochs: int = 20, batch_size: int = 512,
               lr: float = 1e-2, seed: int = 0, preact_noise: Callable | None = None,
-              progress: bool = False) -> TrainResult:
+              recalibrate: bool = True, progress: bool = False) -> TrainResult:
     """Train a `BNN` with the straight-through estimator and Adam; deterministic for a given seed.
 
     codes: (N, n_in) word-line codes 0..2**bits-1; labels (N,) 0..9. Each epoch visits a seeded random
     permutation in batches of `batch_size`; the learning rate follows a cosine from `lr` to 0 over all steps;
     latent weights are clipped to [-1, 1] after each step. `preact_noise(layer_index, z) -> z'`, if given, perturbs
     each on-array layer's integer-scale pre-activation z = x @ W_b (B, fan_out) during training only.
+    recalibrate: after the last epoch, re-estimate the batch-norm statistics for the final binary weights over
+    the training codes (`recalibrate_bn`; latent weights oscillate around zero during training, so the running
+    averages lag behind the weights the eval model ends up with).
     history: per epoch "loss" (mean training loss), "train_acc" (on the training batches, training mode) and,
-    with validation data, "val_acc" (eval mode, exact).
+    with validation data, "val_acc" (eval mode, exact; after each epoch) and "val_acc_recalibrated" (final model).
     """
     epochs = check_int("epochs", epochs, 1)
     batch_size = check_int("batch_size", batch_size, 1)
@@ -460,6 +508,10 @@ def train_bnn(codes, labels, val_codes=None, val_labels=None, *, hidden: Sequenc
                 hist["train_acc"].append(correct / x.shape[0])
                 if val_codes is not None:
                     hist["val_acc"].append(accuracy(model, val_codes, val_labels))
+            if recalibrate:
+                recalibrate_bn(model, x[torch.randperm(x.shape[0], generator=gen)])
+                if val_codes is not None:
+                    hist["val_acc_recalibrated"] = accuracy(model, val_codes, val_labels)
             model.eval()
     finally:
         torch.use_deterministic_algorithms(det)

@@ -281,3 +281,15 @@ def test_committed_checkpoint_folded_equals_trained_on_mnist_test(monkeypatch):
     pred = folded.predict(codes)
     np.testing.assert_array_equal(pred.numpy(), model.predict(codes).numpy())
     assert C.array_usage(folded.meta["on_array"], folded.meta["readout"])["fits"]
+
+
+def test_recalibrate_bn_matches_data_statistics():
+    x, y = toy_data(500)
+    model = C.train_bnn(x, y, hidden=[12], epochs=1, batch_size=100, seed=0, recalibrate=False).model
+    C.recalibrate_bn(model, x, batch_size=100)
+    z = torch.as_tensor(x).double() @ model.layers[0].binary_weight().double()
+    bn = model.layers[0].bn
+    np.testing.assert_allclose(bn.running_mean.double().numpy(), z.mean(0).numpy(), rtol=1e-5, atol=1e-3)
+    # per-batch unbiased variances averaged: close to the overall variance for equal, shuffled batches
+    np.testing.assert_allclose(bn.running_var.double().numpy(), z.var(0).numpy(), rtol=0.2)
+    assert bn.momentum == 0.1 and not model.training
