@@ -249,21 +249,3 @@ AREA_PARAMS = ("a_cell", "a_wldac", "a_comparator", "periphery_overhead")
 def energy_params(P) -> list[str]:
     """Ranged energy-section parameters that act on energy (the area ones excluded)."""
     return [n for n in P.ranged("energy") if n not in AREA_PARAMS]
-
-
-def find_checkpoint(path: str = ""):
-    """The trained BNN checkpoint: `path` if given, else the one *.pt file in results/checkpoints/ (notebook 03;
-    the most recently written if there are several). FileNotFoundError says what to run."""
-    from pathlib import Path
-
-    from . import io
-
-    if path:
-        p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"checkpoint={path!r} does not exist")
-        return p
-    found = sorted(io.checkpoints_dir().glob("*.pt"), key=lambda q: (q.stat().st_mtime, q.name))
-    if not found:
-        raise FileNotFoundError(f"no checkpoint in {io.checkpoints_dir()}: run notebook 03 first (make figures)")
-    return found[-1]

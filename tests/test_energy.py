@@ -251,3 +251,32 @@ def test_efficiency_tables_are_ops_over_energy():
     assert r["solution"] is not None
     assert energy.tops_per_mm2(2 * 128 * 128 * P["f_classify"],
                                area.macro_area(P.replace(a_cell=r["solution"]))) == pytest.approx(6.0, rel=1e-5)
+
+
+def test_network_activity_on_an_ideal_chip():
+    """Through the mapping: the ideal chip's labels equal the integer reference, and the energy of each cycle
+    is built from that cycle's own word-line codes and drops."""
+    import torch
+
+    from ibnn import classifier as C, efficiency as F, mapping as M
+    from ibnn.chip import Chip, Nonidealities
+
+    g = torch.Generator().manual_seed(0)
+    w0 = torch.where(torch.rand(81, 20, generator=g) > 0.5, 1, -1).to(torch.int8)
+    folded = C.FoldedBNN([C.FoldedLayer(w0, torch.zeros(20, dtype=torch.int64))], C.VoteReadout(2, 10),
+                         {"bits": 5, "size": 9, "readout": "vote", "n_classes": 10})
+    amap = M.map_network(folded)
+    chip = Chip(P, n_chips=1, seed=0, nonideal=Nonidealities.ideal())
+    codes = torch.randint(0, 32, (16, 81), generator=g)
+    labels, act = energy.network_activity(amap, chip, codes)
+    assert torch.equal(labels.cpu(), amap.reference(codes))
+    assert len(act) == 1 and act[0].input_bits == 5 and act[0].columns == list(range(20))
+    wl = torch.as_tensor(act[0].codes).double()
+    pos = (amap.weights > 0).double()
+    expect_blb = (wl @ pos * chip.volts_per_lsb).clamp(0, VDD)
+    assert np.allclose(act[0].drops[..., 1], expect_blb.numpy())
+    study = F.EnergyStudy(P, amap, codes, labels)
+    e = study.energies(P, act)
+    assert e["imc_J"] == pytest.approx(energy.total(e["imc"]["breakdown"]))
+    assert e["ratio"] == pytest.approx(e["digital_J"] / e["imc_J"])
+    assert F.readout_spec(amap) == {"kind": "vote", "n_in": 20, "n_classes": 10}
