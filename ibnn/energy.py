@@ -143,7 +143,8 @@ def register_energy(n_bits, e_reg_bit: float) -> float:
 # In-memory array: one classify cycle, one inference
 # ---------------------------------------------------------------------------------------------------------------
 def cycle_energy(P=None, *, bl_drops_V, codes, v_wl_lut_V, i_dac_lut_A, input_bits: int,
-                 columns: Sequence[int] | None = None, gate_unused_columns: bool = False) -> dict[str, float]:
+                 columns: Sequence[int] | None = None, gate_unused_columns: bool = False,
+                 register_bits: int | None = None) -> dict[str, float]:
     """Mean energy (J) per classify cycle of the array, by component (IMC_COMPONENTS), over a batch.
 
     bl_drops_V: (B, n_columns, 2) drops of BL and BLB (V) for every column the chip model evaluated (or
@@ -153,6 +154,8 @@ def cycle_energy(P=None, *, bl_drops_V, codes, v_wl_lut_V, i_dac_lut_A, input_bi
     input_bits: bits per row input latched in this cycle (5 for the first layer, 1 for +-1 activations).
     columns: the columns this layer uses (default: all). With gate_unused_columns only these are precharged and
         read; otherwise every evaluated column is (default, the chip as built).
+    register_bits: flip-flop bits latched for this cycle's row inputs (default: input_bits per active row; the
+        mapped network passes fan_in * input_bits: the input register is clocked whole).
     """
     P = _params_or_default(P)
     gate = check_bool("gate_unused_columns", gate_unused_columns)
@@ -194,7 +197,8 @@ def cycle_energy(P=None, *, bl_drops_V, codes, v_wl_lut_V, i_dac_lut_A, input_bi
         "wldac": wldac_energy(i_active, t_on, vdd, P.wldac_bias_current) / B,
         "comparator": comparator_energy(n_read, P.e_comparator),
         "control": control_energy(n_read, P.c_ctrl_per_col, vdd, P.e_control_cycle),
-        "input_register": register_energy(active.sum() * input_bits, P.e_reg_bit) / B,
+        "input_register": (register_energy(active.sum() * input_bits, P.e_reg_bit) / B if register_bits is None
+                           else register_energy(check_int("register_bits", register_bits, 0), P.e_reg_bit)),
     }
     return out
 
@@ -517,6 +521,7 @@ class CycleActivity:
     drops: np.ndarray
     input_bits: int
     columns: list[int]
+    register_bits: int | None = None
 
     def swing_stats(self) -> dict:
         d = self.drops
@@ -547,7 +552,8 @@ def network_activity(mapping, chip, codes, noise_seed: int = 0, chip_index: int 
         drops = bitline_drops(chip, wl)[chip_index]
         out.append(CycleActivity(layer=L.index, codes=wl.cpu().numpy(), drops=drops.numpy(),
                                  input_bits=bits if L.input_kind == "codes" else 1,
-                                 columns=[int(c) for c in L.cols]))
+                                 columns=[int(c) for c in L.cols],
+                                 register_bits=L.fan_in * (bits if L.input_kind == "codes" else 1)))
         inputs = acts[L.index][chip_index].to(torch.int64)
     return labels[chip_index], out
 
@@ -562,7 +568,8 @@ def imc_inference_energy(P, activity: Sequence[CycleActivity], readout: Mapping 
     v_lut, i_lut = wldac_luts(P) if luts is None else luts
     per_layer = [cycle_energy(P, bl_drops_V=a.drops, codes=a.codes, v_wl_lut_V=v_lut, i_dac_lut_A=i_lut,
                               input_bits=a.input_bits, columns=a.columns,
-                              gate_unused_columns=gate_unused_columns) for a in activity]
+                              gate_unused_columns=gate_unused_columns, register_bits=a.register_bits)
+                 for a in activity]
     bd = sum_breakdowns(per_layer)
     bd.update(readout_energy(P, **(readout or {"kind": "none"})))
     array_J = bd["bitline"] + bd["wordline"] + bd["wldac"]
