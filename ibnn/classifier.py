@@ -43,7 +43,7 @@ REQUIRED_META = ("topology", "size", "bits", "seed", "data_checksums", "readout"
 #: Validation split used for model selection (5000 of the 60000 training images).
 VAL_FRACTION = 1 / 12
 #: The training recipe notebook 03 uses by default.
-DEFAULT_RECIPE = {"hidden": [128], "readout": "digital", "epochs": 40, "lr": 3e-3, "batch_size": 512}
+DEFAULT_RECIPE = {"hidden": [128], "readout": "digital", "epochs": 60, "lr": 1e-2, "batch_size": 512}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -445,7 +445,8 @@ def train_bnn(codes, labels, val_codes=None, val_labels=None, *, hidden: Sequenc
               recalibrate: bool = True, progress: bool = False) -> TrainResult:
     """Train a `BNN` with the straight-through estimator and Adam; deterministic for a given seed.
 
-    codes: (N, n_in) word-line codes 0..2**bits-1; labels (N,) 0..9. Each epoch visits a seeded random
+    codes: (N, n_in) word-line codes 0..2**bits-1; labels (N,) 0..9, or (N, n_classes) class probabilities (soft
+    targets, e.g. for distillation; the cross-entropy then uses them directly). Each epoch visits a seeded random
     permutation in batches of `batch_size`; the learning rate follows a cosine from `lr` to 0 over all steps;
     latent weights are clipped to [-1, 1] after each step. `preact_noise(layer_index, z) -> z'`, if given, perturbs
     each on-array layer's integer-scale pre-activation z = x @ W_b (B, fan_out) during training only.
@@ -463,7 +464,9 @@ def train_bnn(codes, labels, val_codes=None, val_labels=None, *, hidden: Sequenc
     if preact_noise is not None and not callable(preact_noise):
         raise ValueError(f"preact_noise={preact_noise!r} must be None or a callable (layer_index, preact)")
     x = _as_float(codes)
-    y = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels).long()
+    y = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels)
+    y = y.float() if y.ndim == 2 else y.long()          # (N, classes) probabilities: soft targets
+    y_hard = y.argmax(1) if y.ndim == 2 else y
     if x.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(f"codes {tuple(x.shape)} and labels {tuple(y.shape)} must be (N, n_in) and (N,)")
     if x.numel() and (x.min() < 0 or x.max() > 2 ** bits - 1):
@@ -503,7 +506,7 @@ def train_bnn(codes, labels, val_codes=None, val_labels=None, *, hidden: Sequenc
                         for w in latent:
                             w.clamp_(-1, 1)
                     tot += float(loss.detach()) * len(idx)
-                    correct += int((logits.argmax(1) == y[idx]).sum())
+                    correct += int((logits.argmax(1) == y_hard[idx]).sum())
                 hist["loss"].append(tot / x.shape[0])
                 hist["train_acc"].append(correct / x.shape[0])
                 if val_codes is not None:

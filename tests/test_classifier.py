@@ -293,3 +293,10 @@ def test_recalibrate_bn_matches_data_statistics():
     # per-batch unbiased variances averaged: close to the overall variance for equal, shuffled batches
     np.testing.assert_allclose(bn.running_var.double().numpy(), z.var(0).numpy(), rtol=0.2)
     assert bn.momentum == 0.1 and not model.training
+
+
+def test_soft_targets_accepted():
+    x, y = toy_data(400)
+    onehot = np.eye(10, dtype=np.float32)[y]
+    r = C.train_bnn(x, 0.9 * onehot + 0.01, hidden=[24], epochs=3, batch_size=64, seed=0)
+    assert C.accuracy(r.model, x, y) > 0.5
