@@ -13,14 +13,17 @@ current transfer at V_BL = VDD; `volts_per_lsb` = that current x T / C_BL):
 1. Row i at code c has word-line voltage V_WL[i, c] from its WLDAC (ibnn.wldac, with the row's bit errors).
 2. Cell (i, j) carries I_ij = (1 + dbeta_ij) G(V_WL[i, c_i], dVt_ij) at the start of the pulse, with
    G(V, d) = (1 - s) I_cell(V, V_D = V; d) + s I_cell(V, V_D = VDD; d) (s = compression: 0 makes every cell an exact
-   copy of the replica, 1 puts its drain at the precharged bit-line).
-   G is a smooth two-variable function; it is replaced by a rank-K separable approximation
-   G(V, d) ~ sum_r U_r(V) phi_r(d), obtained once per parameter set from a Gaussian-weighted SVD of G on a fine
-   (V, d) grid (d over +-6 sigma_Vt). Then the line sums are matrix products:
-   S_line[b, j] = sum_{i, r} U_r(V_WL[i, c_bi]) M_line[(i, r), j],  M_line = [w_ij on that line] (1 + dbeta_ij) phi_r(dVt_ij),
-   one (B x K*rows) @ (K*rows x 2*cols) product per chip. Rows whose code is 0 for every input of a chunk are
-   taken out of the product and added as their (input-independent) leakage. With K = 3 the per-cell relative
-   error is below 1e-3 over +-4 sigma (measured in tests/test_chip.py, reported in the notebook).
+   copy of the replica, 1 puts its drain at the precharged bit-line). G is tabulated once per parameter set
+   (CellModel; for s = 1 it depends on V - d only, a 1-D table) and interpolated.
+   Because the cell current depends nonlinearly on both the row's V_WL and the cell's dVt, a naive per-input gather
+   of 128 x 128 currents would be slow. Instead, for every chip and row the exact table T_i[c, j] = I_ij(code c) /
+   I_LSB (32 codes x 128 columns) is factored by a truncated SVD, T_i ~ A_i B_i with K terms (K chosen so the
+   Frobenius residual of every row, hence the error of any single cell, is below RANK_TOL = 0.01 LSB; K = 5 for the
+   default parameters, measured per-cell error ~3e-4 LSB, tests/test_chip.py and the notebook). The line sums are
+   then one matrix product per chip:
+   S_line[b, j] = sum_{i, r} A_i[c_bi, r] M_line[(i, r), j],  M_line = B_i[r, j] [w_ij on that line],
+   (B x K*rows) @ (K*rows x 2*cols). Rows whose code is 0 for every input of a chunk are taken out of the product and
+   added as their (input-independent) leakage.
 3. Bit-lines: V = column.discharge(S x volts_per_lsb, drain law) (closed form, compression and 0-V floor).
 4. Comparator: +1 iff V_BL - V_BLB + offset_j + noise >= theta_j x volts_per_lsb (ties +1).
 
@@ -47,6 +50,7 @@ RANK_TOL = 0.01           # LSB: bound on the Frobenius residual of each row's t
 D_SIGMAS = 6.0            # dVt grid half-width in sigma
 D_STEP = 1.5e-3           # V, dVt grid step
 V_STEP = 1.25e-3          # V, word-line grid step
+X_STEP = 0.25e-3          # V, gate-overdrive grid step (compression = 1)
 CHUNK = 2048              # inputs per chunk (fixed, so noise streams do not depend on the chip grouping)
 GROUP_BYTES = 64 << 20    # memory budget of one group of chips in one chunk
 
@@ -96,6 +100,17 @@ def _chip_generator(seed: int, k: int, stream: int = 0) -> torch.Generator:
     return g
 
 
+def _eigh_small(g: torch.Tensor):
+    """Batched eigh of many small (32 x 32) matrices in one thread: LAPACK's threading only adds overhead at this
+    size (10x slower on a loaded 2-core machine)."""
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        return torch.linalg.eigh(g)
+    finally:
+        torch.set_num_threads(n)
+
+
 def _grid_index(grid_start: float, step: float, n: int, x: torch.Tensor):
     t = ((x - grid_start) / step).clamp(0, n - 1)
     i = t.floor().long().clamp(0, max(n - 2, 0))
@@ -106,7 +121,7 @@ class CellModel:
     """Start-of-pulse cell current G(V_WL, dVt) (A) of a parameter set and compression scale s:
     G = (1 - s) I_cell(V, V_D = V; d) + s I_cell(V, V_D = VDD; d), tabulated on a fine (V, d) grid and bilinearly
     interpolated (relative interpolation error ~2e-4: grid steps 1.25 mV x 1.5 mV against the 36-mV e-fold of the
-    weak-inversion current)."""
+    weak-inversion current); for s = 1 a 1-D table in V - d (see __init__)."""
 
     def __init__(self, params: _params.ParamSet, compression: float, sigma_vt: float):
         self.cell = BitCell(params)
@@ -123,7 +138,18 @@ class CellModel:
             self.d_grid = torch.arange(-half, half + 1, dtype=torch.float64) * D_STEP
         else:
             self.d_grid = torch.zeros(1, dtype=torch.float64)
-        self.table = self.g(self.v_grid[:, None], self.d_grid[None, :])                  # (V, d) A
+        # s = 1 (the default): G(V, d) = I_cell(V, VDD; d) depends on V - d only (gate drive over the access
+        # device's threshold), so a 1-D table in x = V - d on a 0.25-mV grid is exact to ~1e-5 and cheap.
+        # Otherwise the drain (V_D = V) breaks that symmetry and the 2-D (V, d) table is used.
+        if self.s == 1:
+            x0 = float(self.v_grid[0] - self.d_grid[-1])
+            nx = int(math.ceil((float(self.v_grid[-1] - self.d_grid[0]) - x0) / X_STEP)) + 2
+            self.x_grid = x0 + torch.arange(nx, dtype=torch.float64) * X_STEP
+            self.h_table = self.cell.current(self.x_grid, self.vdd)                       # I(V - d, VDD; 0)
+            self.table = None
+        else:
+            self.x_grid = self.h_table = None
+            self.table = self.g(self.v_grid[:, None], self.d_grid[None, :])              # (V, d) A
         codes = torch.arange(2 ** self.dac.bits)
         self.nominal = self.g(self.dac.code_to_vwl(codes), 0.0)                           # (codes,) A
         c = codes.to(torch.float64)
@@ -146,6 +172,9 @@ class CellModel:
         """G(V, d) by bilinear interpolation of the table (broadcast)."""
         v_wl, dvt = torch.broadcast_tensors(torch.as_tensor(v_wl, dtype=torch.float64),
                                             torch.as_tensor(dvt, dtype=torch.float64))
+        if self.h_table is not None:
+            ix, tx = _grid_index(float(self.x_grid[0]), X_STEP, len(self.x_grid), v_wl - dvt)
+            return self.h_table[ix] * (1 - tx) + self.h_table[ix + 1] * tx
         iv, tv = _grid_index(0.0, V_STEP, len(self.v_grid), v_wl)
         if len(self.d_grid) == 1:
             t = self.table[:, 0]
@@ -233,7 +262,7 @@ class Chip:
             t = self.model.interp(self.v_wl[k][:, :, None], self.dvt[k][:, None, :])      # (R, codes, C)
             t = t * (1 + self.dbeta[k])[:, None, :] / self.i_lsb
             # SVD through the (codes x codes) Gram matrix: T T^T = U S^2 U^T, A = U, B = U^T T
-            ev, u = torch.linalg.eigh(t @ t.transpose(1, 2))                               # ascending
+            ev, u = _eigh_small(t @ t.transpose(1, 2))                                     # ascending
             ev, u = torch.flip(ev, [1]).clamp(min=0), torch.flip(u, [2])
             tail = torch.sqrt(torch.flip(torch.cumsum(torch.flip(ev, [1]), 1), [1]))       # tail[:, r] = residual
             tails.append(torch.cat([tail, torch.zeros(self.rows, 1, dtype=tail.dtype)], 1).amax(0))
@@ -275,7 +304,7 @@ class Chip:
         bad = (w != 1) & (w != -1)
         if bool(bad.any()):
             raise ValueError(f"weights contain {int(w[bad][0])}; accepted values: -1 or +1")
-        w = w.to(torch.int8).expand(self.n_chips, self.rows, self.cols).clone()
+        w = w.cpu().to(torch.int8).expand(self.n_chips, self.rows, self.cols).clone()
         self.weights = w.to(self.device)
         pos = (w == 1).to(torch.float64)[:, :, None, :]                                  # (n, R, 1, C)
         k = self.rank

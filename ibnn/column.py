@@ -111,21 +111,27 @@ def discharge(swing, law: DrainLaw) -> torch.Tensor:
     return torch.clamp(torch.where(s <= s_k, v1, v2), min=0.0)
 
 
-def discharge_ode(current_of_v, c: float, t: float, vdd: float, steps: int = 4000) -> torch.Tensor:
-    """Reference: integrate C dV/dt = -I(V) with classic RK4 in `steps` steps (I(V) a callable, V tensor -> A),
-    clamping V at the 0-V floor. Returns V(T)."""
+def discharge_ode(current_of_v, c: float, t: float, vdd: float, steps: int = 4000,
+                  trajectory: bool = False) -> torch.Tensor:
+    """Reference: integrate C dV/dt = -I(V) from V = vdd with classic RK4 in `steps` steps (I(V) a callable,
+    V tensor -> A), clamping V at the 0-V floor. Returns V(T), or with trajectory=True V at the steps + 1 times
+    t * k / steps stacked along dim 0."""
     c, t = check_positive("c_bl", c), check_positive("t_eval", t)
+    steps = int(steps)
+    if steps < 1:
+        raise ValueError(f"steps={steps} is out of range; accepted: integer in [1, inf)")
     h = t / steps
-    v = None
-    for k in range(steps):
-        if v is None:
-            v = torch.as_tensor(vdd, dtype=torch.float64) + 0.0 * current_of_v(torch.tensor(vdd, dtype=torch.float64))
+    v = torch.as_tensor(vdd, dtype=torch.float64) + 0.0 * current_of_v(torch.tensor(vdd, dtype=torch.float64))
+    out = [v] if trajectory else None
+    for _ in range(steps):
         k1 = -current_of_v(v) / c
         k2 = -current_of_v(v + 0.5 * h * k1) / c
         k3 = -current_of_v(v + 0.5 * h * k2) / c
         k4 = -current_of_v(v + h * k3) / c
         v = torch.clamp(v + h * (k1 + 2 * k2 + 2 * k3 + k4) / 6.0, min=0.0)
-    return v
+        if trajectory:
+            out.append(v)
+    return torch.stack(out) if trajectory else v
 
 
 def waveform(swing_rate, law: DrainLaw, t, t_eval: float) -> torch.Tensor:
