@@ -1,21 +1,22 @@
-"""Accuracy of the mapped BNN over many simulated chips, and two ways to lower the loss on chip.
+"""Accuracy of the mapped BNN over many simulated chips, and hardware-aware ways to lower the loss on chip.
 
-(a) Per-chip threshold calibration (`calibrate_trim`): chip-in-the-loop, in the spirit of the prototype's
-    error-adaptive training: for each chip, each layer is driven with a few hundred TRAINING images (layer l > 0
-    with the software activations of layer l-1, which the digital controller can drive onto the word lines), the
-    comparator reference of every column is swept over a grid of trims, and each column keeps the trim at which
-    its decisions disagree least with the software network's (ties: the smallest trim). Only comparator outputs are
-    observed, as on silicon. It removes each column's static threshold error (comparator offset, the mean effect of
-    cell and DAC mismatch, the compression of the bias rows) but not temporal noise or input-dependent errors.
+(a) Per-chip threshold calibration (`calibrate_trim`), chip in the loop, in the spirit of the prototype's
+    error-adaptive training: each chip's layers are driven with a few hundred TRAINING images (layer l > 0 with the
+    software activations of layer l-1, which the digital controller can drive onto the word lines); every column's
+    comparator reference trim is bisected until the column outputs +1 as often as the software neuron on those
+    images, then moved within a few LSB to where its decisions disagree least with the software network's (or,
+    method "grid", swept over a grid). Only comparator outputs are observed, as on silicon. It removes each
+    column's static threshold error (comparator offset, the mismatch of its bias cells, the mean effect of its data
+    cells' mismatch) but not input-dependent errors (each cell's own mismatch acts on its weight) or temporal noise.
     A calibration set drawn from the test set is rejected (`check_calibration_set`).
-(b) Noise-aware training (`train_noise_aware`): the classifier is trained with the column error of the chip model
-    in the loop (`train_bnn(..., preact_noise=...)`): a Gaussian error whose standard deviation (in LSB, per layer,
-    growing with the bit-line signal) is measured on chips that are never used for evaluation
-    (`measure_column_error`).
+(b) Tools for noise-aware training: `measure_column_error` fits the column error (gain, and a Gaussian spread
+    growing with the bit-line load) on chips used for nothing else, and `preact_noise_from` turns it into the
+    `preact_noise(layer_index, z)` callable of `classifier.train_bnn`. (Not evaluated in notebook 05: retraining
+    does not fit the notebook's time budget.)
 
-Evaluation is always on HELD-OUT chips: `heldout_seed` chip seeds are disjoint from the seeds used to measure the
-error model or to tune the calibration; per-chip calibration uses only that chip's responses to training images,
-and fresh temporal noise.
+Evaluation is always on HELD-OUT chips: the evaluation chips' seed is disjoint from the seeds used to tune the
+calibration or measure the error model; per-chip calibration uses only that chip's responses to training images,
+with fresh temporal noise.
 """
 from __future__ import annotations
 
@@ -190,28 +191,36 @@ class Calibration:
     n_evaluations: int
 
 
-def _mismatch(chip, wl, theta, cols, target, noise_seed):
+def _counts(chip, wl, theta, cols, target, noise_seed):
+    """(mismatches vs target, count of +1) per chip and column, each (n_chips, fan_out)."""
     dec = chip.evaluate(wl, theta=theta, noise_seed=noise_seed)
     if dec.dim() == 2:
         dec = dec[None]
-    return (dec[..., cols] != target[None]).sum(1)          # (n_chips, fan_out)
+    d = dec[..., cols]
+    return (d != target[None]).sum(1), (d > 0).sum(1)
 
 
-def calibrate_trim(mapping, chip, codes, split: str, trims: tuple | None = None, noise_seed: int = 12345,
+def calibrate_trim(mapping, chip, codes, split: str, method: str = "bisect", trims: tuple | None = None,
+                   span: float = 128.0, bisect_steps: int = 7, fine: int = 3, noise_seed: int = 12345,
                    test_codes=None, program: bool = True) -> Calibration:
     """Per-chip comparator trims from the chip's decisions on calibration (training) images.
 
     codes: (N, n_features) calibration images from the training split (`split` says so; "test" is rejected).
-    trims: (coarse, fine) LSB grids (default `default_trims()`): every column is first swept over the coarse grid,
-    then over the fine offsets around its coarse optimum. Each sweep point is one classify cycle per image.
-    Returns a `Calibration` whose `theta` goes to `ArrayMapping.run(..., theta=...)`."""
+    method "bisect" (default): per column, bisection of the trim over +-span LSB (`bisect_steps` steps) until the
+    chip's rate of +1 decisions matches the software network's on the calibration images, then the trim within
+    +-`fine` LSB of it with the fewest disagreements (1 + bisect_steps + 2 fine + 1 classify cycles per image).
+    method "grid": every column swept over a coarse grid, then fine offsets around its optimum (`trims` =
+    (coarse, fine) LSB grids, default `default_trims()`), keeping the fewest disagreements.
+    Ties go to the smallest trim. Returns a `Calibration` whose `theta` goes to `ArrayMapping.run(theta=...)`."""
     check_calibration_set(split, codes, test_codes)
+    method = check_choice("method", method, ("bisect", "grid"))
+    span = check_real("span", span, 0.0, lo_open=True)
+    bisect_steps = check_int("bisect_steps", bisect_steps, 1, 40)
+    fine = check_int("fine", fine, 0, 1000)
     codes = mapping._check_codes(codes)
     if codes.dim() != 2 or codes.shape[0] == 0:
         raise ValueError(f"codes shape={tuple(codes.shape)} must be (N >= 1, {mapping.n_features})")
     n_chips = int(chip.n_chips)
-    coarse, fine = default_trims() if trims is None else (torch.as_tensor(trims[0], dtype=torch.float64),
-                                                           torch.as_tensor(trims[1], dtype=torch.float64))
     if program:
         mapping.program(chip)
     dev = getattr(chip, "device", None) or torch.device("cpu")
@@ -220,40 +229,58 @@ def calibrate_trim(mapping, chip, codes, split: str, trims: tuple | None = None,
     trim = torch.zeros(n_chips, mapping.cols, dtype=torch.float64)
     before, after = [], []
     n_eval = 0
+    N = codes.shape[0]
     for L in mapping.layers:
         inp = codes if L.index == 0 else acts[L.index - 1]
         wl = mapping.layer_codes(L.index, inp.to(torch.int64)).to(dev)
         target = acts[L.index].to(dev)
         cols = L.cols.to(dev)
-        seed = noise_seed + 1000 * L.index
+        seed = [noise_seed + 1000 * L.index]
 
-        def sweep(grid_per_col):   # grid_per_col: (G, n_chips, fan_out) trims
-            counts = []
-            for g in range(grid_per_col.shape[0]):
-                th = base[None].repeat(n_chips, 1)
-                th[:, L.cols] += grid_per_col[g]
-                counts.append(_mismatch(chip, wl, th.to(dev), cols, target, seed + g).cpu())
-            return torch.stack(counts)                       # (G, n_chips, fan_out)
+        def measure(t):   # t: (n_chips, fan_out) trims -> (mismatches, +1 counts), cpu
+            th = base[None].repeat(n_chips, 1)
+            th[:, L.cols] += t
+            seed[0] += 1
+            m, p = _counts(chip, wl, th.to(dev), cols, target, seed[0])
+            return m.cpu(), p.cpu()
 
-        zero = torch.zeros(1, n_chips, L.fan_out, dtype=torch.float64)
-        c0 = sweep(zero)[0]
-        g1 = coarse[:, None, None].expand(-1, n_chips, L.fan_out)
-        m1 = sweep(g1)
-        best1 = _argbest(m1, g1)
-        g2 = best1[None] + fine[:, None, None]
-        m2 = sweep(g2)
-        # keep the coarse optimum in the running (fine grid excludes offset 0 only if fine lacks 0)
-        allg = torch.cat([g1, g2, zero])
-        allm = torch.cat([m1, m2, c0[None]])
+        zero = torch.zeros(n_chips, L.fan_out, dtype=torch.float64)
+        c0, p0 = measure(zero)
+        if method == "bisect":
+            want = (target > 0).sum(0).cpu()[None].expand(n_chips, -1)       # software +1 count per column
+            lo = torch.full_like(zero, -span)
+            hi = torch.full_like(zero, span)
+            for _ in range(bisect_steps):
+                mid = 0.5 * (lo + hi)
+                _, p = measure(mid)
+                up = p > want                                                  # too many +1: raise the reference
+                lo = torch.where(up, mid, lo)
+                hi = torch.where(up, hi, mid)
+            centre = torch.round(0.5 * (lo + hi))
+            grid = [centre + d for d in range(-fine, fine + 1)]
+            ms = [measure(g)[0] for g in grid]
+            allg = torch.stack(grid + [zero])
+            allm = torch.stack(ms + [c0])
+            n_eval += (1 + bisect_steps + len(grid)) * N
+        else:
+            coarse, fgrid = default_trims() if trims is None else (torch.as_tensor(trims[0], dtype=torch.float64),
+                                                                   torch.as_tensor(trims[1], dtype=torch.float64))
+            g1 = [zero + c for c in coarse]
+            m1 = torch.stack([measure(g)[0] for g in g1])
+            best1 = _argbest(m1, torch.stack(g1))
+            g2 = [best1 + f for f in fgrid]
+            m2 = torch.stack([measure(g)[0] for g in g2])
+            allg = torch.cat([torch.stack(g1), torch.stack(g2), zero[None]])
+            allm = torch.cat([m1, m2, c0[None]])
+            n_eval += (1 + len(g1) + len(g2)) * N
         best = _argbest(allm, allg)
-        n_eval += (1 + coarse.numel() + fine.numel()) * inp.shape[0]
         trim[:, L.cols] = best
-        nimg = codes.shape[0] * L.fan_out
+        nimg = N * L.fan_out
         before.append(float(c0.double().sum() / (nimg * n_chips)))
         chosen = torch.gather(allm, 0, _argbest_index(allm, allg)[None])[0]
         after.append(float(chosen.double().sum() / (nimg * n_chips)))
     return Calibration(theta=base[None] + trim, trim=trim, mismatch_before=before, mismatch_after=after,
-                       n_images=int(codes.shape[0]), n_evaluations=n_eval)
+                       n_images=int(N), n_evaluations=n_eval)
 
 
 def _argbest_index(m: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -338,3 +365,55 @@ def preact_noise_from(model: ColumnErrorModel, mapping, scale: float = 1.0, seed
         return z * (1.0 + scale * model.gain[index]) + eps
 
     return noise
+
+
+# ------------------------------------------------------------------------------------------------------------
+# one nonideality at a time
+# ------------------------------------------------------------------------------------------------------------
+NONIDEALITIES = ("cell_mismatch", "dac_mismatch", "comparator_offset", "noise", "compression")
+
+
+def alone(name: str, scale: float = 1.0):
+    """Nonidealities with only `name` on (at `scale`), everything else ideal."""
+    from .chip import Nonidealities
+    check_choice("name", name, NONIDEALITIES)
+    scale = check_real("scale", scale, 0.0)
+    kw = {n: 0.0 for n in NONIDEALITIES}
+    kw[name] = scale
+    return Nonidealities(**kw)
+
+
+def physical_magnitude(name: str, scale: float, params=None) -> tuple[float, str]:
+    """The physical magnitude a Nonidealities scale stands for, and its unit (for axes)."""
+    from . import params as _p
+    P = params if params is not None else _p.load()
+    if name == "cell_mismatch":
+        return 1e3 * P["sigma_vt_cell"] * scale, "cell sigma(Vt) (mV)"
+    if name == "dac_mismatch":
+        return 100 * P["sigma_dac_unit"] * scale, "WLDAC unit-source sigma (%)"
+    if name == "comparator_offset":
+        return 1e3 * P["comp_offset_sigma"] * scale, "comparator offset sigma (mV)"
+    if name == "noise":
+        return 1e3 * P["comp_noise_sigma"] * scale, "comparator noise sigma (mV rms)"
+    if name == "compression":
+        return float(scale), "compression scale (0 linear, 1 physical)"
+    raise ValueError(f"name={name!r} is not accepted; choose one of {list(NONIDEALITIES)}")
+
+
+def sweep_point(mapping, codes, labels, software: float, n_chips: int, seed: int, nonideal=None, params=None,
+                noise_seed: int = 1) -> DropStats:
+    """Drop statistics of `n_chips` chips (seed) with the given Nonidealities / ParamSet."""
+    chip = make_chips(n_chips, seed, nonideal=nonideal, params=params)
+    acc = chip_accuracies(mapping, chip, codes, labels, noise_seed=noise_seed)
+    return drop_stats(acc, software)
+
+
+def crossing(x: Sequence[float], y: Sequence[float], level: float) -> float | None:
+    """First x at which the piecewise-linear y(x) (x increasing) reaches `level` from below; None if never."""
+    x, y = list(map(float, x)), list(map(float, y))
+    for i in range(1, len(x)):
+        if y[i - 1] < level <= y[i]:
+            return x[i - 1] + (level - y[i - 1]) * (x[i] - x[i - 1]) / (y[i] - y[i - 1])
+    if y and y[0] >= level:
+        return x[0]
+    return None

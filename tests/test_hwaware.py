@@ -55,7 +55,10 @@ def test_calibration_recovers_offsets_and_accuracy():
     soft = net.predict(test_codes)
     naive = m.run(chip, test_codes)
     trims = (torch.arange(-80.0, 81.0, 8.0), torch.arange(-7.0, 8.0, 1.0))
-    cal = hwaware.calibrate_trim(m, chip, cal_codes, split="train", trims=trims)
+    cal = hwaware.calibrate_trim(m, chip, cal_codes, split="train", method="grid", trims=trims)
+    cal_b = hwaware.calibrate_trim(m, chip, cal_codes, split="train")
+    fixed_b = m.run(chip, test_codes, theta=cal_b.theta)
+    assert (fixed_b == soft[None]).double().mean() > 0.9
     fixed = m.run(chip, test_codes, theta=cal.theta)
     agree_naive = (naive == soft[None]).double().mean()
     agree_cal = (fixed == soft[None]).double().mean()
