@@ -6,10 +6,12 @@ baseline, and does the sensitivity (tornado), the swing sweep (accuracy vs energ
 
 Scopes, stated wherever a figure appears:
 - energy "array": bit-line recharge + word-line charging + WLDAC static current (the array and its drivers);
-  energy "macro": array + comparators + control/clocking + input registers + the digital readout.
-- ops "network": the mapped BNN's multiply-accumulates (sum of fan_in * fan_out, readout excluded) per inference;
-  ops "array_peak": every cell of the 128 x 128 array once per classify cycle (2 * 128 * 128 "mac2"), energy per
-  cycle = energy per inference / cycles per inference.
+  energy "macro": the in-memory macro: array + comparators + control/clocking + input registers;
+  energy "system": macro + the digital readout (everything per inference; the energy ratio uses this scope on
+  both sides).
+- ops "network": the mapped BNN's on-array multiply-accumulates (sum of fan_in * fan_out) per inference, plus,
+  in the "system" scope only, the readout's MACs; ops "array_peak": every cell of the 128 x 128 array once per
+  classify cycle (2 * 128 * 128 "mac2"), energy per cycle = energy per inference / cycles per inference.
 - area "array": bit-cells; area "macro": cells + WLDACs + comparators + periphery.
 """
 from __future__ import annotations
@@ -28,23 +30,30 @@ from .validate import check_bool, check_choice, check_int
 PAPER = {"energy_ratio": 26.0, "tops_per_w": 700.0, "tops_per_mm2": 6.0, "baseline_accuracy": 0.94,
          "accuracy_drop": 0.004}
 
-ENERGY_SCOPES = ("array", "macro")
+ENERGY_SCOPES = ("array", "macro", "system")
+AREA_SCOPES = ("array", "macro")
 OP_BASES = ("network", "array_peak")
 
 
-def tops_per_w_table(imc: dict, layer_shapes, input_bits: int = 5, rows: int = 128, cols: int = 128) -> dict:
-    """TOPS/W for every op basis x op definition x energy scope, from an `imc_inference_energy` result."""
+def tops_per_w_table(imc: dict, layer_shapes, input_bits: int = 5, readout: dict | None = None, rows: int = 128,
+                     cols: int = 128) -> dict:
+    """TOPS/W for every op basis x op definition x energy scope, from an `imc_inference_energy` result
+    (keys n_cycles, array_J, macro_J, total_J); readout: kwargs of `energy.readout_energy` (its MACs count in
+    the "system" scope only)."""
     n_cycles = check_int("n_cycles", imc["n_cycles"], 1)
-    energies = {"array": imc["array_J"], "macro": imc["total_J"]}
+    energies = {"array": imc["array_J"], "macro": imc["macro_J"], "system": imc["total_J"]}
+    ro = readout or {"kind": "none", "n_in": 1, "n_classes": 2}
     out: dict = {}
     for basis in OP_BASES:
         out[basis] = {}
         for d in E.OP_DEFINITIONS:
+            extra = E.readout_ops(d, ro["kind"], ro.get("n_in", 1), ro.get("n_classes", 2))
             if basis == "network":
                 ops, per = E.ops_per_inference(d, layer_shapes, input_bits), 1
             else:
                 ops, per = E.array_ops_per_cycle(d, rows, cols, input_bits), n_cycles
-            out[basis][d] = {s: E.tops_per_w(ops, energies[s] / per) for s in ENERGY_SCOPES}
+            out[basis][d] = {s: E.tops_per_w(ops + (extra / per if s == "system" else 0.0), energies[s] / per)
+                             for s in ENERGY_SCOPES}
     return out
 
 
@@ -63,7 +72,7 @@ def tops_per_mm2_table(P, layer_shapes, n_cycles: int, input_bits: int = 5, rows
                 ops_s = E.ops_per_inference(d, layer_shapes, input_bits) * f / n_cycles
             else:
                 ops_s = E.throughput_ops_per_s(E.array_ops_per_cycle(d, rows, cols, input_bits), f)
-            out[basis][d] = {s: E.tops_per_mm2(ops_s, areas[s]) for s in ENERGY_SCOPES}
+            out[basis][d] = {s: E.tops_per_mm2(ops_s, areas[s]) for s in AREA_SCOPES}
     return out
 
 
@@ -120,10 +129,12 @@ class EnergyStudy:
                 "ratio": E.energy_ratio(dig_J, imc["total_J"])}
 
     def figures(self, P, activity, luts=None) -> dict:
-        """The headline numbers of one evaluation: energies, ratio and peak TOPS/W (mac2 and 1b, macro scope)."""
+        """The headline numbers of one evaluation: energies (system scope), ratio and peak TOPS/W (mac2 and 1b,
+        in-memory macro scope)."""
         e = self.energies(P, activity, luts)
-        t = tops_per_w_table(e["imc"], self.layer_shapes, self.input_bits)
-        return {"imc_J": e["imc_J"], "digital_J": e["digital_J"], "ratio": e["ratio"],
+        t = tops_per_w_table(e["imc"], self.layer_shapes, self.input_bits, self.readout)
+        return {"imc_J": e["imc_J"], "imc_macro_J": e["imc"]["macro_J"], "digital_J": e["digital_J"],
+                "ratio": e["ratio"],
                 "tops_per_w_mac2": t["array_peak"]["mac2"]["macro"], "tops_per_w_1b": t["array_peak"]["1b"]["macro"]}
 
     # --- sensitivity --------------------------------------------------------------------------------------------
@@ -181,25 +192,29 @@ class EnergyStudy:
         """For each parameter alone: the value that makes `figure` ("ratio", "tops_per_w_mac2", ...) equal
         `target`, by log-scale bisection over [low / span, high * span] (None where no value in that bracket
         does). Reports whether the value lies inside the parameter's cited range."""
-        check_choice("figure", figure, ("ratio", "tops_per_w_mac2", "tops_per_w_1b", "imc_J", "digital_J"))
+        check_choice("figure", figure, ("ratio", "tops_per_w_mac2", "tops_per_w_1b", "imc_J", "imc_macro_J",
+                                        "digital_J"))
         _, act0 = self.run(chip, n)
         rows = []
         for name in [*names_fixed_swing, *names_retimed]:
             e = self.P.entry(name)
-            lo = (e.low if e.low is not None else e.value) / span
-            hi = (e.high if e.high is not None else e.value) * span
-            if e.valid == "fraction":
-                lo, hi = max(lo, 1e-9), min(hi, 1.0)
+            linear = e.valid == "fraction" or (e.low is not None and e.low <= 0)
+            if linear:        # a fraction (or a range that starts at 0): bisect linearly over its domain
+                lo, hi = (0.0, 1.0) if e.valid == "fraction" else (e.low, e.high * span)
+            else:
+                lo = (e.low if e.low is not None else e.value) / span
+                hi = (e.high if e.high is not None else e.value) * span
             if name in names_fixed_swing:
                 fn = lambda p: self.figures(p, act0)[figure]  # noqa: E731
             else:
                 fn = lambda p: self.figures(p, self.run(E.retimed_chip(chip, p), n)[1])[figure]  # noqa: E731
             hi = _evaluable_upper(self.P, name, fn, lo, hi)
-            v = None if hi is None else E.solve_parameter(self.P, name, fn, target, lo, hi, log=True, rtol=1e-4)
+            v = None if hi is None else E.solve_parameter(self.P, name, fn, target, lo, hi, log=not linear,
+                                                          rtol=1e-4)
             inside = None if v is None or e.low is None else bool(e.low <= v <= e.high)
             rows.append({"name": name, "section": e.section, "unit": e.unit, "default": e.value, "low": e.low,
                          "high": e.high, "solution": v, "inside_cited_range": inside,
-                         "factor_vs_default": None if v is None else v / e.value})
+                         "factor_vs_default": None if v is None or e.value == 0 else v / e.value})
         return rows
 
 
@@ -213,7 +228,7 @@ def _evaluable_upper(P, name: str, fn, lo: float, hi: float) -> float | None:
             fn(P.replace(**{name: hi}))
             return hi
         except (OverflowError, ValueError, ZeroDivisionError):
-            hi = math.sqrt(hi * lo) if hi / lo > 1.0001 else lo
+            hi = (math.sqrt(hi * lo) if lo > 0 else 0.5 * (hi + lo)) if hi - lo > 1e-4 * abs(hi) else lo
     return None
 
 

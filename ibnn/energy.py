@@ -269,7 +269,8 @@ def readout_energy(P=None, kind: str = "vote", n_in: int = 1, n_classes: int = 1
     kind "vote": the n_in binary column outputs are counted per class (about n_in full-adder bits) and the ten
         counts compared (n_classes - 1 comparisons of log2(n_in/n_classes + 1) bits).
     kind "digital" (alias "linear"): a small digital last layer with +-1 weights: n_in * n_classes XNOR + adder
-        tree + weight reads + a bias add per class, then the argmax.
+        tree + a bias add per class, then the argmax; its weights are read from SRAM in the fraction
+        readout_weights_from_sram (0: held in latches beside the logic).
     kind "none": no digital readout.
     """
     P = _params_or_default(P)
@@ -283,12 +284,21 @@ def readout_energy(P=None, kind: str = "vote", n_in: int = 1, n_classes: int = 1
         e = (n_in * P.e_fa_bit + (n_classes - 1) * cnt_bits * P.e_fa_bit
              + (n_in + n_classes * cnt_bits) * P.e_reg_bit)
     else:
-        layer = digital_layer_energy(P, n_in, n_classes, 1)
+        macs = n_in * n_classes
         nb = acc_bits(n_in, 1)
-        extra = (2 * n_classes - 1) * nb * P.e_fa_bit          # bias adds and the argmax comparisons
-        # the layer's own control overhead is already in `layer`
-        return {"readout": float(total(layer) + extra * (1 + P.digital_control_overhead))}
+        e = (macs * P.e_sram_read_bit * check_real("readout_weights_from_sram", P.readout_weights_from_sram, 0, 1)
+             + macs * P.e_xnor + macs * 2 * P.e_fa_bit           # XNOR + adder-tree popcount (1-b inputs)
+             + (2 * n_classes - 1) * nb * P.e_fa_bit             # bias adds and the argmax comparisons
+             + (n_in + n_classes * nb) * P.e_reg_bit)            # input and score registers
     return {"readout": float(e * (1 + P.digital_control_overhead))}
+
+
+def readout_ops(definition: str, kind: str, n_in: int, n_classes: int) -> float:
+    """Ops of the digital readout per inference: a digital last layer has n_in * n_classes 1-b x 1-b MACs
+    (2 ops each in both definitions); a vote or no readout counts none (counting is not a MAC)."""
+    check_choice("op definition", definition, OP_DEFINITIONS)
+    check_choice("readout kind", kind, READOUT_KINDS)
+    return 2.0 * n_in * n_classes if kind in ("digital", "linear") else 0.0
 
 
 def digital_inference_energy(P=None, layer_shapes: Sequence[tuple[int, int]] = (), input_bits: int = 5,
@@ -563,7 +573,8 @@ def imc_inference_energy(P, activity: Sequence[CycleActivity], readout: Mapping 
     """Energy (J) per inference on the in-memory chip: one classify cycle per layer plus the digital readout.
 
     Returns {"per_layer": [breakdown per cycle], "breakdown": summed breakdown incl. "readout",
-    "total_J", "array_J" (bit-lines + word lines + WLDACs: the array alone), "n_cycles"}."""
+    "total_J" (system: everything per inference), "macro_J" (the in-memory macro: everything but the digital
+    readout), "array_J" (bit-lines + word lines + WLDACs: the array alone), "n_cycles"}."""
     P = _params_or_default(P)
     v_lut, i_lut = wldac_luts(P) if luts is None else luts
     per_layer = [cycle_energy(P, bl_drops_V=a.drops, codes=a.codes, v_wl_lut_V=v_lut, i_dac_lut_A=i_lut,
@@ -573,8 +584,9 @@ def imc_inference_energy(P, activity: Sequence[CycleActivity], readout: Mapping 
     bd = sum_breakdowns(per_layer)
     bd.update(readout_energy(P, **(readout or {"kind": "none"})))
     array_J = bd["bitline"] + bd["wordline"] + bd["wldac"]
-    return {"per_layer": per_layer, "breakdown": bd, "total_J": total(bd), "array_J": array_J,
-            "n_cycles": len(per_layer)}
+    tot = total(bd)
+    return {"per_layer": per_layer, "breakdown": bd, "total_J": tot, "macro_J": tot - bd["readout"],
+            "array_J": array_J, "n_cycles": len(per_layer)}
 
 
 ARRAY_SCOPE = ("bitline", "wordline", "wldac")

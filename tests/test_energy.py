@@ -93,6 +93,11 @@ def test_digital_energy_components_and_monotonicity():
 def test_readout_kinds():
     assert energy.readout_energy(P, "none") == {"readout": 0.0}
     assert energy.readout_energy(P, "linear", 64, 10)["readout"] > energy.readout_energy(P, "vote", 40, 10)["readout"]
+    # readout weights read from SRAM cost more than weights held in latches
+    assert (energy.readout_energy(P.replace(readout_weights_from_sram=1.0), "digital", 128, 10)["readout"]
+            > energy.readout_energy(P, "digital", 128, 10)["readout"])
+    assert energy.readout_ops("mac2", "digital", 128, 10) == 2 * 1280
+    assert energy.readout_ops("1b", "vote", 40, 10) == 0
     with pytest.raises(ValueError, match="readout kind"):
         energy.readout_energy(P, "softmax", 10, 10)
 
@@ -235,10 +240,13 @@ def test_bitline_drops_match_the_chip(chip):
 def test_efficiency_tables_are_ops_over_energy():
     from ibnn import area, efficiency as F
 
-    imc = {"n_cycles": 2, "array_J": 60e-12, "total_J": 100e-12}
+    imc = {"n_cycles": 2, "array_J": 60e-12, "macro_J": 100e-12, "total_J": 130e-12}
     shapes = [(81, 64), (64, 40)]
-    t = F.tops_per_w_table(imc, shapes, 5)
+    ro = {"kind": "digital", "n_in": 40, "n_classes": 10}
+    t = F.tops_per_w_table(imc, shapes, 5, ro)
     assert t["network"]["mac2"]["macro"] == pytest.approx(energy.ops_per_inference("mac2", shapes) / 100e-12 / 1e12)
+    assert t["network"]["mac2"]["system"] == pytest.approx(
+        (energy.ops_per_inference("mac2", shapes) + 2 * 40 * 10) / 130e-12 / 1e12)
     assert t["network"]["1b"]["array"] == pytest.approx(energy.ops_per_inference("1b", shapes, 5) / 60e-12 / 1e12)
     assert t["array_peak"]["mac2"]["macro"] == pytest.approx(2 * 128 * 128 / 50e-12 / 1e12)
     assert t["array_peak"]["1b"]["macro"] == pytest.approx(5 * t["array_peak"]["mac2"]["macro"])
