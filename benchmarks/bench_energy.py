@@ -4,6 +4,7 @@ import sys
 import time
 
 import numpy as np
+import torch  # noqa: F401  (imported first so the timings below exclude it)
 
 from ibnn import area, energy, params
 
@@ -24,6 +25,21 @@ def main() -> int:
     for _ in range(100):
         energy.digital_inference_energy(P, [(81, 64), (64, 40)], 5, {"kind": "vote", "n_in": 40, "n_classes": 10})
     t_dig = (time.perf_counter() - t0) / 100
+    import torch
+
+    from ibnn.chip import Chip, Nonidealities
+
+    t0 = time.perf_counter()
+    chip = Chip(P, n_chips=1, seed=0, nonideal=Nonidealities(cell_mismatch=0.0))
+    t_chip = time.perf_counter() - t0
+    chip.program(torch.where(torch.rand(128, 128, generator=torch.Generator().manual_seed(0)) > 0.5, 1, -1))
+    wl = torch.as_tensor(codes[:1000])
+    t0 = time.perf_counter()
+    energy.bitline_drops(chip, wl)
+    t_drops = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    chip.evaluate(wl, return_dv=True, noise_seed=0)
+    t_eval = time.perf_counter() - t0
     t0 = time.perf_counter()
     fig = lambda p: area.macro_area(p)  # noqa: E731
     energy.tornado(P, P.ranged("energy"), fig)
@@ -31,6 +47,8 @@ def main() -> int:
     print(f"wldac look-up tables: {t_lut * 1e3:.1f} ms")
     print(f"cycle_energy, batch {B}: {t_cycle * 1e3:.1f} ms ({energy.total(bd) * 1e12:.1f} pJ per cycle)")
     print(f"digital_inference_energy: {t_dig * 1e6:.0f} us")
+    print(f"chip model without cell mismatch: {t_chip:.1f} s; bitline_drops, 1000 inputs: {t_drops * 1e3:.0f} ms "
+          f"(Chip.evaluate of the same: {t_eval * 1e3:.0f} ms)")
     print(f"tornado over {len(P.ranged('energy'))} energy parameters (area figure): {t_tor * 1e3:.1f} ms")
     return 0 if t_cycle < 5.0 else 1
 
