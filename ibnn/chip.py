@@ -32,7 +32,9 @@ decision = +1 iff dot >= theta, dV = dot x volts_per_lsb, so decisions equal sig
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -98,6 +100,32 @@ def _chip_generator(seed: int, k: int, stream: int = 0) -> torch.Generator:
     g = torch.Generator(device="cpu")
     g.manual_seed(int(state[0]) << 32 | int(state[1]))
     return g
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Temporarily run torch ops with n intra-op threads (None: leave as is)."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _elementwise_threads() -> int | None:
+    """Threads for the chip's elementwise work on the CPU: IBNN_ELEMENTWISE_THREADS (default 1). The elementwise
+    steps (gathers, the closed-form discharge, comparisons) are memory-bound and, on a shared 2-core machine,
+    OpenMP's barrier waits make them ~10x slower with 2 threads than with 1; matrix products keep torch's setting."""
+    env = os.environ.get("IBNN_ELEMENTWISE_THREADS")
+    if env in (None, ""):
+        return 1
+    if env == "auto":
+        return None
+    return check_int("IBNN_ELEMENTWISE_THREADS", int(env) if env.isdigit() else env, 1)
 
 
 def _eigh_small(g: torch.Tensor):
@@ -233,7 +261,8 @@ class Chip:
             self.model.dac.code_to_vwl(torch.tensor(REFERENCE_CODE)), v), self.vdd)
         self.drain_law = law.scaled(ni.compression)
         self.noise_sigma = P["comp_noise_sigma"] * ni.noise
-        self._draw()
+        with torch_threads(_elementwise_threads()):
+            self._draw()
         self.weights = None
 
     # --- static mismatch ---------------------------------------------------------------------------------------
@@ -367,6 +396,14 @@ class Chip:
         B = codes.shape[-2]
         if self.nonideal.is_ideal:
             return self._evaluate_ideal(codes, theta, return_dv)
+        outer_threads = torch.get_num_threads()
+        with torch_threads(_elementwise_threads() if dev.type == "cpu" else None):
+            return self._evaluate_physical(codes, theta, return_dv, noise_seed, outer_threads)
+
+    def _evaluate_physical(self, codes, theta, return_dv, noise_seed, outer_threads):
+        dev = self.device
+        shared = codes.dim() == 2
+        B = codes.shape[-2]
         dec = torch.empty(self.n_chips, B, self.cols, dtype=torch.int8, device=dev)
         dv_out = torch.empty(self.n_chips, B, self.cols, dtype=torch.float32, device=dev) if return_dv else None
         k = self.rank
@@ -397,7 +434,9 @@ class Chip:
                     flat = (idx * (self.max_code + 1))[None, None, :] + xa                # (G, Bc, na)
                     feat = torch.gather(u, 1, flat.reshape(G, -1, 1).expand(-1, -1, k))   # (G, Bc*na, K)
                     feat = feat.reshape(G, b1 - b0, na * k)
-                    s = torch.baddbmm(const[:, None, :], feat, m[:, idx].reshape(G, na * k, 2 * self.cols))
+                    mm = m[:, idx].reshape(G, na * k, 2 * self.cols)
+                    with torch_threads(outer_threads):
+                        s = torch.baddbmm(const[:, None, :], feat, mm)
                 else:
                     s = const[:, None, :].expand(G, b1 - b0, 2 * self.cols)
                 swing = s * vpl                                                           # (G, Bc, 2C) V
