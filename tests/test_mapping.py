@@ -315,3 +315,26 @@ def test_ideal_chip_equals_trained_bnn_on_all_test_images():
         chipmod = pytest.importorskip("ibnn.chip")
         chip = chipmod.Chip(n_chips=1, seed=0, nonideal=chipmod.Nonidealities.ideal())
         assert torch.equal(m.run(chip, codes)[0], soft)
+
+
+def test_real_classifier_checkpoint_roundtrip_and_mismatch(tmp_path):
+    clf = pytest.importorskip("ibnn.classifier")
+    net = make_folded(seed=31, sizes=(81, 50, 30))
+    g = torch.Generator().manual_seed(0)
+    ro = clf.DigitalReadout((torch.randint(0, 2, (30, 10), generator=g) * 2 - 1), torch.arange(10))
+    folded = clf.FoldedBNN([clf.FoldedLayer(L.weight, L.theta) for L in net.layers], ro,
+                           {"topology": [81, 50, 30, 10], "size": 9, "bits": 5, "seed": 0,
+                            "data_checksums": {}, "readout": "digital"})
+    path = clf.save_checkpoint(tmp_path / "bnn.pt", folded)
+    back = clf.load_checkpoint(path)
+    m = map_network(back, expect={"size": 9, "bits": 5})
+    codes = random_codes(600, seed=32)
+    assert torch.equal(m.reference(codes), back.predict(codes))
+    assert m.readout_logic["kind"] == "digital"
+    with pytest.raises(ValueError, match="size"):
+        map_network(back, expect={"size": 7, "bits": 5})
+    with pytest.raises(ValueError, match="bits"):
+        map_network(back, bits=4)
+    other = clf.FoldedBNN([clf.FoldedLayer(net.layers[0].weight, net.layers[0].theta)], ro, back.meta)
+    with pytest.raises(ValueError, match="array layers"):
+        m.check_compatible(other)
