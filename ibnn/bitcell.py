@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from . import params as _params
-from .validate import check_int, check_nonneg, check_positive
+from .validate import check_nonneg, check_positive
 
 _ITER = 24
 

@@ -42,9 +42,9 @@ import torch
 
 from . import params as _params
 from .bitcell import BitCell
-from .column import REFERENCE_CODE, DrainLaw, discharge
+from .column import REFERENCE_CODE, DrainLaw, decide, discharge
 from .device import default_device
-from .validate import check_int, check_nonneg, check_positive, check_real
+from .validate import check_int, check_nonneg, check_positive
 from .wldac import WLDAC
 
 RANK_MAX = 6              # most terms of the per-row separable approximation
@@ -450,7 +450,7 @@ class Chip:
                     nz = torch.stack([torch.randn(b1 - b0, self.cols, generator=gens[c], dtype=torch.float32)
                                       for c in range(c0, c1)]).to(dev)
                     x_in = x_in + self.noise_sigma * nz
-                dec[c0:c1, b0:b1] = torch.where(x_in >= ref[c0:c1, None, :], 1, -1).to(torch.int8)
+                dec[c0:c1, b0:b1] = decide(x_in, ref[c0:c1, None, :])
                 if return_dv:
                     dv_out[c0:c1, b0:b1] = dv
         return (dec, dv_out) if return_dv else dec
@@ -459,7 +459,7 @@ class Chip:
         w = self.weights.to(torch.float64)                                                # (n, R, C)
         x = codes.to(torch.float64)
         dot = torch.matmul(x, w) if codes.dim() == 3 else torch.einsum("br,nrc->nbc", x, w)
-        dec = torch.where(dot >= theta[:, None, :], 1, -1).to(torch.int8)
+        dec = decide(dot, theta[:, None, :])
         if return_dv:
             return dec, dot * self.volts_per_lsb
         return dec

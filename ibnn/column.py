@@ -29,8 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import params as _params
-from .validate import check_nonneg, check_positive, check_real
+from .validate import check_nonneg, check_positive
 
 REFERENCE_CODE = 16
 
@@ -134,19 +133,7 @@ def discharge_ode(current_of_v, c: float, t: float, vdd: float, steps: int = 400
     return torch.stack(out) if trajectory else v
 
 
-def waveform(swing_rate, law: DrainLaw, t, t_eval: float) -> torch.Tensor:
-    """V(t) of a line discharged at linear swing rate (V over the full pulse) for times t in [0, t_eval]."""
-    t = torch.as_tensor(t, dtype=torch.float64)
-    return discharge(torch.as_tensor(swing_rate, dtype=torch.float64) * t / t_eval, law)
-
-
 def decide(dv, reference, offset=0.0, noise=0.0) -> torch.Tensor:
     """Comparator: +1 iff dv + offset + noise >= reference (ties +1), else -1; int8."""
     x = dv + offset + noise
     return torch.where(x >= reference, 1, -1).to(torch.int8)
-
-
-def comparator_sigmas(params: _params.ParamSet | None = None) -> tuple[float, float]:
-    P = params if params is not None else _params.load()
-    return check_nonneg("comp_offset_sigma", P["comp_offset_sigma"]), check_nonneg("comp_noise_sigma",
-                                                                                   P["comp_noise_sigma"])
