@@ -31,6 +31,9 @@ from .validate import check_choice, check_int, check_real
 
 CAL_SPLITS = ("train", "val")
 
+#: The paper's claim: 94% in software, 0.4% (0.004) lost on chip (Zhang & Verma, JETCAS 2019; DESIGN.md section 1).
+PAPER_DROP = 0.004
+
 
 # ------------------------------------------------------------------------------------------------------------
 # the trained network

@@ -40,11 +40,15 @@ Thresholds
     the theta-only mapping (the whole threshold in the comparator reference), for comparison.
 
 Hidden activations
-    +-1 outputs of layer l-1 drive layer l's word lines as unsigned codes x' = (a + 1) / 2 * c_h with c_h = 31
-    (+1 -> code 31, -1 -> code 0 = word line off). Then w.a >= T <=> w.x' >= c_h ceil((T + sum w) / 2): the
-    threshold is corrected by the column's weight sum. The dot product of a hidden layer only takes multiples of
-    c_h, so the threshold is placed halfway between two levels, T' = c_h k* - floor(c_h / 2): the same function
-    with the largest margin (15 LSB) against analog errors.
+    +-1 outputs of layer l-1 drive layer l's word lines as unsigned codes x' = (a + 1) / 2 * c_h (+1 -> code c_h,
+    -1 -> code 0 = word line off). Then w.a >= T <=> w.x' >= c_h ceil((T + sum w) / 2): the threshold is
+    corrected by the column's weight sum. The dot product of a hidden layer only takes multiples of c_h, so the
+    threshold is placed halfway between two levels, T' = c_h k* - c_h / 2: the same function with the largest
+    margin (c_h / 2 LSB). The code c_h trades that margin against bit-line headroom: a hidden layer drives many
+    rows at once (about half its inputs are +1), and at full scale (31) a line of a 64- to 128-input layer would
+    discharge by 1000+ LSB, far past the 0-V floor, where V_BL - V_BLB no longer carries the sign.
+    `hidden_code="auto"` (default) takes the largest code whose typical line load (half of the column's larger
+    weight group driven) stays within `line_budget_lsb` (default: half the supply, VDD / 2 / volts_per_lsb).
 
 Readout
     The last on-array layer's +-1 outputs are read out digitally by `folded.readout.predict` (vote columns with a
@@ -421,7 +425,8 @@ def _fine_pattern(P: torch.Tensor, fine: Sequence[int]) -> torch.Tensor:
 
 def map_network(folded, rows: int = ROWS, cols: int = COLS, bits: int | None = None,
                 bias_rows: int | str | Sequence[int] = "auto", fine_bias: bool = True,
-                theta_max: float | None = None, hidden_code: int | None = None, on_unreachable: str = "error",
+                theta_max: float | None = None, hidden_code: int | str | None = "auto",
+                line_budget_lsb: float | None = None, on_unreachable: str = "error",
                 expect: dict | None = None) -> ArrayMapping:
     """Place every array layer of `folded` on one rows x cols array (see the module docstring).
 
@@ -430,8 +435,9 @@ def map_network(folded, rows: int = ROWS, cols: int = COLS, bits: int | None = N
     failing that within +-theta_max), one int for every layer, or one per layer. fine_bias: add bits + 1 fine
     bias rows (codes 16, 8, 4, 2, 1, 1) so that the bias reaches every even number and the comparator is left
     with +-0.5 LSB (1.5 where parity forbids 0.5). theta_max: the comparator reference trim range in LSB (default:
-    one full-scale row, 2**bits - 1). hidden_code: the code that a +1 hidden activation drives (default full
-    scale). expect: meta fields the network must carry (e.g. {"size": 9, "bits": 5}); a mismatch is a ValueError
+    one full-scale row, 2**bits - 1). hidden_code: the code that a +1 hidden activation drives: an int, None
+    (full scale) or "auto" (default: the largest code whose typical line load stays within line_budget_lsb, LSB;
+    default VDD / 2 / volts_per_lsb_nominal of the parameter set). expect: meta fields the network must carry (e.g. {"size": 9, "bits": 5}); a mismatch is a ValueError
     naming the field, before any work.
     """
     rows = check_int("rows", rows, 1)
@@ -453,7 +459,16 @@ def map_network(folded, rows: int = ROWS, cols: int = COLS, bits: int | None = N
         raise ValueError(f"bits={bits} does not match the network's feature setting bits={meta['bits']}")
     full = 2 ** bits - 1
     theta_max = float(full) if theta_max is None else check_real("theta_max", theta_max, 0.0)
-    c_h = full if hidden_code is None else check_int("hidden_code", hidden_code, 1, full)
+    if isinstance(hidden_code, str):
+        check_choice("hidden_code", hidden_code, ("auto",))
+        if line_budget_lsb is None:
+            from . import params as _params
+            P = _params.load()
+            line_budget_lsb = 0.5 * P["vdd"] / P["volts_per_lsb_nominal"]
+        line_budget_lsb = check_real("line_budget_lsb", line_budget_lsb, 0.0, lo_open=True)
+        c_h = None
+    else:
+        c_h = full if hidden_code is None else check_int("hidden_code", hidden_code, 1, full)
     layers = _folded_layers(folded)
     if "size" in meta:
         nf = int(meta["size"]) ** 2
@@ -502,13 +517,18 @@ def map_network(folded, rows: int = ROWS, cols: int = COLS, bits: int | None = N
             # integer dot products: x.w >= T <=> x.w >= T - 1/2, halfway between two reachable levels
             T_map = t.clamp(lo_dot, hi_dot + 1).to(torch.float64) - 0.5
         else:
-            kind, code = "binary", c_h
+            if c_h is None:    # auto: typical line load = c_h * (larger weight group) / 2 within the budget
+                group = float(torch.maximum(n_plus, n_minus).max())
+                code = int(min(full, max(1, math.floor(line_budget_lsb / max(group / 2.0, 1.0)))))
+            else:
+                code = c_h
+            kind = "binary"
             S = w.sum(0)
             k_star = torch.div(t + S + 1, 2, rounding_mode="floor")   # ceil((t + S) / 2)
             const = torch.where(k_star <= -n_minus, 1, torch.where(k_star > n_plus, -1, 0))
             k_star = k_star.clamp(-n_minus, n_plus + 1)
             # dot products are multiples of c_h: threshold halfway between levels k* - 1 and k*
-            T_map = c_h * k_star.to(torch.float64) - c_h / 2.0
+            T_map = code * k_star.to(torch.float64) - code / 2.0
         # A neuron that is constant over every reachable input (folded threshold beyond its dot-product range) is
         # realised robustly instead: all data and bias cells +1 (-1) and a reference of -0.5 (+0.5): the sum is then
         # >= 0 (<= 0) for every input. Its stored weights are irrelevant to the function.

@@ -125,7 +125,11 @@ def test_layer_codes_drive_only_the_layer_rows():
     assert L0.bias_codes[:6].tolist() == [16, 8, 4, 2, 1, 1]
     a = torch.tensor([[1, -1] * 24], dtype=torch.int8)
     wl1 = m.layer_codes(1, a)
-    assert wl1[0, :48].tolist() == [31, 0] * 24
+    c_h = m.layers[1].input_code
+    assert 1 <= c_h <= 31 and wl1[0, :48].tolist() == [c_h, 0] * 24
+    full = map_network(net, hidden_code=None)
+    assert full.layers[1].input_code == 31
+    assert full.layer_codes(1, a)[0, :48].tolist() == [31, 0] * 24
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -174,12 +178,28 @@ def test_saturated_thresholds_keep_the_function():
     m.check_compatible(net)
 
 
+def test_auto_hidden_code_keeps_line_load_within_budget():
+    net = make_folded(sizes=(81, 88, 40), seed=14)
+    m = map_network(net, line_budget_lsb=300)
+    L = m.layers[1]
+    w = net.layers[1].weight
+    group = int(torch.maximum((w > 0).sum(0), (w < 0).sum(0)).max())
+    assert L.input_code * group / 2 <= 300 < (L.input_code + 1) * group / 2
+    codes = random_codes(800, seed=15)
+    assert torch.equal(m.reference(codes), net.predict(codes))
+
+
 def test_hidden_threshold_sits_halfway_between_levels():
     net = make_folded(seed=7)
-    m = map_network(net)
+    m = map_network(net, hidden_code=None)
     L = m.layers[1]
     # T' = 31 k - 15.5: 15.5 LSB margin on either side of every reachable dot product (multiples of 31)
     assert torch.equal(torch.remainder(L.threshold + 15.5, 31), torch.zeros_like(L.threshold))
+    for code in (7, 12):
+        mc = map_network(net, hidden_code=code)
+        T = mc.layers[1].threshold
+        assert torch.equal(torch.remainder(T + code / 2, code), torch.zeros_like(T))
+        assert torch.equal(mc.reference(random_codes(300)), net.predict(random_codes(300)))
     # layer 0: integer dot products, threshold halfway between two integers
     assert torch.equal(torch.remainder(m.layers[0].threshold, 1), torch.full_like(m.layers[0].threshold, 0.5))
 
