@@ -420,3 +420,4 @@ def crossing(x: Sequence[float], y: Sequence[float], level: float) -> float | No
     if y and y[0] >= level:
         return x[0]
     return None
+
