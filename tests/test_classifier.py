@@ -12,6 +12,15 @@ from ibnn import data, io
 CKPT = io.REPO_ROOT / "results" / "checkpoints" / "bnn.pt"
 REAL_CACHE = io.REPO_ROOT / ".cache" / "mnist" / "mnist_test.npz"
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The tensors here are tiny: one thread is fastest and does not fight other processes for the CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 META = {"size": 3, "bits": 5, "seed": 0, "data_checksums": dict(data.DATA_CHECKSUMS)}
 
 
@@ -164,7 +173,7 @@ def test_vote_readout_counts():
 
 def test_training_is_deterministic_and_learns():
     x, y = toy_data()
-    kw = dict(hidden=[24], epochs=3, batch_size=64, lr=1e-2)
+    kw = dict(hidden=[24], epochs=3, batch_size=100, lr=1e-2)
     a = C.train_bnn(x, y, x[:100], y[:100], seed=5, **kw)
     b = C.train_bnn(x, y, seed=5, **kw)
     c = C.train_bnn(x, y, seed=6, **kw)
