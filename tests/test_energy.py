@@ -235,6 +235,18 @@ def test_bitline_drops_match_the_chip(chip):
     assert float(d2.sum()) > float(d.sum())
     with pytest.raises(ValueError, match="retimed_chip: parameters"):
         energy.retimed_chip(chip, P.replace(vdd=1.1))
+    # charge conservation: a larger C_BL swings less for the same cell charge, so C_BL * VDD * dV barely moves
+    # (only through compression), whereas at fixed swings it would grow by the capacitance ratio
+    # light load (lines well above the triode knee) so compression is small
+    light = torch.randint(0, 8, (64, 128), generator=g)
+    light[:, 40:] = 0
+    d = energy.bitline_drops(chip, light)
+    P3 = P.replace(c_bl_per_cell=P.entry("c_bl_per_cell").high)
+    d3 = energy.bitline_drops(energy.retimed_chip(chip, P3), light)
+    e_def = energy.bitline_energy(d.numpy(), P["c_bl"], VDD)
+    e_big = energy.bitline_energy(d3.numpy(), P3["c_bl"], VDD)
+    assert float(d3.sum()) < float(d.sum())
+    assert abs(e_big / e_def - 1) < 0.5 * (P3["c_bl"] / P["c_bl"] - 1)
 
 
 def test_efficiency_tables_are_ops_over_energy():
