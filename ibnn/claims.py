@@ -30,6 +30,7 @@ class Claim:
     assumptions: str
     tolerance: Callable[[Mapping[str, dict]], float]
     tolerance_reason: str
+    scale: float = 1.0                # reproduced = value at `source` x scale (e.g. 100 for a fraction in %)
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -67,7 +68,7 @@ def evaluate(claims, results: Mapping[str, dict]) -> list[dict]:
     """One ledger row per claim, in the format of results/claims.json."""
     rows = []
     for c in claims:
-        reproduced = float(lookup(results, c.source))
+        reproduced = float(lookup(results, c.source)) * c.scale
         tol = float(c.tolerance(results))
         rows.append({"id": c.id, "claim": c.claim, "paper": c.paper, "reproduced": reproduced, "unit": c.unit,
                      "tolerance": tol, "holds": holds(c.rule, c.paper, reproduced, tol),
@@ -107,3 +108,29 @@ def update_readme(path: Path, table: str) -> bool:
     if new != text:
         io.atomic_write_text(path, new)
     return new != text
+
+
+# --- the paper's figures (Zhang & Verma, JETCAS 2019, doi 10.1109/JETCAS.2019.2912352; DESIGN.md section 1) ----
+# These are the paper's words, not reproduced values; every module that compares against the paper reads them here.
+PAPER = {"baseline_accuracy": 0.94, "accuracy_drop": 0.004, "energy_ratio": 26.0, "tops_per_w": 700.0,
+         "tops_per_mm2": 6.0}
+PAPER_WORDS = {
+    "baseline_accuracy": "a reduced BNN that fits the 130-nm prototype reaches 94% on MNIST in software",
+    "accuracy_drop": "mapped on the chip it loses only 0.4%",
+    "energy_ratio": "26x lower energy than a digital implementation of the same network",
+    "tops_per_w": "over 700 TOPS/W",
+    "tops_per_mm2": "6 TOPS/mm2",
+}
+
+
+def rounding(last_digit: float) -> Callable[[Mapping[str, dict]], float]:
+    """Tolerance of a figure quoted to `last_digit`: half a unit of its last digit."""
+    return lambda results: 0.5 * last_digit
+
+
+def rounding_plus_ci(last_digit: float, ci_source: str, scale: float) -> Callable[[Mapping[str, dict]], float]:
+    """Half a unit of the quoted digit plus the half-width of the reproduced figure's 95% interval."""
+    def tol(results):
+        lo, hi = lookup(results, ci_source)
+        return 0.5 * last_digit + 0.5 * (hi - lo) * scale
+    return tol

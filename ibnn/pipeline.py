@@ -13,6 +13,8 @@ Usage: python -m ibnn.pipeline [--fast] [--force] [--only STEM ...]
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -96,7 +98,26 @@ def _new_outputs(since: float) -> list[str]:
     return out
 
 
+@contextlib.contextmanager
+def _exclusive():
+    """One pipeline at a time per output root: the temporaries it cleans can then only be from dead runs."""
+    path = io.output_root() / ".cache" / "pipeline.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"another `make figures` is running on {io.output_root()} (lock {path}); "
+                             f"wait for it to finish") from None
+        yield
+
+
 def run(fast: bool = False, force: bool = False, only: list[str] | None = None) -> int:
+    with _exclusive():
+        return _run(fast, force, only)
+
+
+def _run(fast: bool, force: bool, only: list[str] | None) -> int:
     import papermill as pm
 
     profile = "fast" if fast else "full"

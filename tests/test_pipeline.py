@@ -126,3 +126,15 @@ def test_bad_parameter_fails_before_work(project):
                             parameters={"n": 0}, kernel_name="ibnn", progress_bar=False)
     assert not (root / "results" / "01_a.json").exists()
     assert not (root / "figures" / "01_hist.png").exists()
+
+
+def test_second_pipeline_on_same_root_is_refused(project):
+    import fcntl
+    root, env = project
+    lock = root / ".cache" / "pipeline.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        r = pipeline(env)
+    assert r.returncode != 0 and "another `make figures` is running" in r.stderr
+    assert not (root / "results").exists()
