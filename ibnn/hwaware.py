@@ -421,3 +421,55 @@ def crossing(x: Sequence[float], y: Sequence[float], level: float) -> float | No
         return x[0]
     return None
 
+
+
+def noise_sigma_lsb(error: ColumnErrorModel, mapping, codes, layer: int = 0) -> float:
+    """The input-dependent column error (LSB) at the typical drive of `codes`: sigma1 sqrt(load / 1000), with
+    load = mean code sum of the images + the layer's bias-row codes (what a trim calibration cannot remove)."""
+    codes = torch.as_tensor(np.asarray(codes) if not torch.is_tensor(codes) else codes)
+    load = float(codes.double().sum(1).mean()) + float(mapping.layers[layer].bias_codes.sum())
+    return float(error.sigma1[layer] * math.sqrt(max(load, 0.0) / 1000.0))
+
+
+def train_noise_aware(codes, labels, sigma_lsb: float, base_meta: dict, cache_path=None, epochs: int | None = None,
+                      seed: int | None = None, noise_seed: int = 0):
+    """Train the BNN again, with the recipe of the base checkpoint (`base_meta`: on_array, readout, epochs, lr,
+    batch_size, seed), but with Gaussian noise of `sigma_lsb` added to every on-array pre-activation during
+    training (`classifier.train_bnn(preact_noise=...)`), so the network learns margins against the column error.
+    Layers after the first see +-1 inputs; their noise is the same in z units (a simplification).
+
+    With `cache_path`, a checkpoint trained with the same base, sigma (to 0.01 LSB), epochs and seed is loaded
+    instead of retrained (its metadata is checked). Returns (FoldedBNN, info dict)."""
+    from . import classifier as clf, io
+    sigma_lsb = round(check_real("sigma_lsb", sigma_lsb, 0.0), 2)
+    hidden = list(base_meta.get("on_array") or base_meta["topology"][1:-1])
+    readout = base_meta.get("readout", "digital")
+    epochs = check_int("epochs", int(base_meta.get("epochs", 60)) if epochs is None else epochs, 1)
+    seed = check_int("seed", int(base_meta.get("seed", 0)) if seed is None else seed, 0)
+    key = {"noise_sigma_lsb": sigma_lsb, "noise_epochs": epochs, "seed": seed, "base_topology": base_meta.get("topology"),
+           "base_readout": readout}
+    if cache_path is not None:
+        from pathlib import Path
+        cache_path = Path(cache_path)
+        if cache_path.exists():
+            try:
+                folded = clf.load_checkpoint(cache_path, expect=key)
+                io.record_input(cache_path)
+                return folded, {"cached": True, **key, "train_seconds": folded.meta.get("train_seconds")}
+            except ValueError:
+                pass
+    gen = torch.Generator().manual_seed(noise_seed)
+
+    def noise(index, z):
+        return z + sigma_lsb * torch.randn(z.shape, generator=gen, dtype=z.dtype)
+
+    r = clf.train_bnn(codes, labels, hidden=hidden, readout=readout, bits=int(base_meta.get("bits", 5)),
+                      epochs=epochs, batch_size=int(base_meta.get("batch_size", 512)),
+                      lr=float(base_meta.get("lr", 1e-2)), seed=seed, preact_noise=noise)
+    meta = {k: base_meta[k] for k in ("size", "bits", "data_checksums") if k in base_meta}
+    meta.update(key)
+    meta["train_seconds"] = round(r.seconds, 1)
+    if cache_path is not None:
+        clf.save_checkpoint(cache_path, r.model, meta)
+        io.record_input(cache_path)
+    return clf.fold(r.model, meta), {"cached": False, **key, "train_seconds": round(r.seconds, 1)}

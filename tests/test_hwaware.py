@@ -108,3 +108,20 @@ def test_flip_rates_and_column_error_model():
     noise = hwaware.preact_noise_from(em, m, seed=0)
     z = torch.zeros(1000, 4)
     assert 5 < float(noise(0, z).std()) < 15
+
+
+def test_train_noise_aware_caches(tmp_path):
+    pytest.importorskip("ibnn.classifier")
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, 32, (300, 81), generator=g)
+    labels = torch.randint(0, 10, (300,), generator=g)
+    meta = {"topology": [81, 16, 10], "on_array": [16], "readout": "digital", "epochs": 1, "lr": 1e-2,
+            "batch_size": 100, "seed": 0, "size": 9, "bits": 5, "data_checksums": {}}
+    path = tmp_path / "hwaware_noise.pt"
+    f1, info1 = hwaware.train_noise_aware(codes, labels, 5.0, meta, cache_path=path)
+    assert not info1["cached"] and path.exists()
+    f2, info2 = hwaware.train_noise_aware(codes, labels, 5.0, meta, cache_path=path)
+    assert info2["cached"]
+    assert torch.equal(f1.predict(codes), f2.predict(codes))
+    _, info3 = hwaware.train_noise_aware(codes, labels, 6.0, meta, cache_path=path)
+    assert not info3["cached"]
