@@ -9,10 +9,10 @@
     column's static threshold error (comparator offset, the mismatch of its bias cells, the mean effect of its data
     cells' mismatch) but not input-dependent errors (each cell's own mismatch acts on its weight) or temporal noise.
     A calibration set drawn from the test set is rejected (`check_calibration_set`).
-(b) Tools for noise-aware training: `measure_column_error` fits the column error (gain, and a Gaussian spread
-    growing with the bit-line load) on chips used for nothing else, and `preact_noise_from` turns it into the
-    `preact_noise(layer_index, z)` callable of `classifier.train_bnn`. (Not evaluated in notebook 05: retraining
-    does not fit the notebook's time budget.)
+(b) Noise-aware training (`train_noise_aware`): `measure_column_error` fits the column error (gain, and a
+    Gaussian spread growing with the bit-line load) on chips used for nothing else; its input-dependent part at the
+    typical load (`noise_sigma_lsb`) is added to every pre-activation during a retraining with the base recipe
+    (`classifier.train_bnn(preact_noise=...)`); `preact_noise_from` gives a load-aware callable as well.
 
 Evaluation is always on HELD-OUT chips: the evaluation chips' seed is disjoint from the seeds used to tune the
 calibration or measure the error model; per-chip calibration uses only that chip's responses to training images,
