@@ -46,9 +46,12 @@ def lookup(results: Mapping[str, dict], source: str):
         raise KeyError(f"results/{stem}.json not loaded (needed for {source})")
     node = results[stem]
     for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
             raise KeyError(f"results/{stem}.json has no key {path!r} (stopped at {part!r})")
-        node = node[part]
     return node
 
 
@@ -64,6 +67,14 @@ def holds(rule: str, paper: float, reproduced: float, tolerance: float) -> bool:
     raise ValueError(f"rule={rule!r}; choose one of {list(RULES)}")
 
 
+def fill(text: str, results: Mapping[str, dict]) -> str:
+    """Replace each {stem:key.path} in `text` by that result value (lists joined with '-')."""
+    def sub(m):
+        v = lookup(results, m.group(1))
+        return "-".join(map(str, v)) if isinstance(v, list) else str(v)
+    return re.sub(r"\{([0-9][0-9]_[A-Za-z0-9_]+:[^}]+)\}", sub, text)
+
+
 def evaluate(claims, results: Mapping[str, dict]) -> list[dict]:
     """One ledger row per claim, in the format of results/claims.json."""
     rows = []
@@ -72,7 +83,7 @@ def evaluate(claims, results: Mapping[str, dict]) -> list[dict]:
         tol = float(c.tolerance(results))
         rows.append({"id": c.id, "claim": c.claim, "paper": c.paper, "reproduced": reproduced, "unit": c.unit,
                      "tolerance": tol, "holds": holds(c.rule, c.paper, reproduced, tol),
-                     "source": c.source, "assumptions": c.assumptions})
+                     "source": c.source, "assumptions": fill(c.assumptions, results)})
     return rows
 
 
@@ -134,3 +145,46 @@ def rounding_plus_ci(last_digit: float, ci_source: str, scale: float) -> Callabl
         lo, hi = lookup(results, ci_source)
         return 0.5 * last_digit + 0.5 * (hi - lo) * scale
     return tol
+
+
+def default_claims() -> list[Claim]:
+    """The ledger: the paper's five claims, then what goes beyond the paper. Sources are results keys."""
+    drop_tol = "half a unit of the quoted 0.4 (0.05 pt) plus the half-width of the 95% interval of the mean drop over chips"
+    return [
+        Claim("baseline_accuracy", PAPER_WORDS["baseline_accuracy"], 100 * PAPER["baseline_accuracy"], "%",
+              "equal", "03_train_bnn:test_acc_mean",
+              "BNN {03_train_bnn:chosen.topology} ({03_train_bnn:chosen.readout} readout), 9x9 5-bit features; "
+              "mean over seeds",
+              rounding(1.0), "the paper quotes whole percent: half a unit, 0.5 pt", scale=100),
+        Claim("accuracy_drop", PAPER_WORDS["accuracy_drop"], 100 * PAPER["accuracy_drop"], "%",
+              "equal", "05_accuracy_on_chip:naive.mean_drop",
+              "naive mapping, default circuit parameters, mean over held-out simulated chips",
+              rounding_plus_ci(0.1, "05_accuracy_on_chip:naive.mean_drop_ci95", 100), drop_tol, scale=100),
+        Claim("energy_ratio", PAPER_WORDS["energy_ratio"], PAPER["energy_ratio"], "x", "equal",
+              "06_energy:energy_ratio",
+              "system scope on both sides (macro + digital readout vs SRAM weight reads + digital MACs); "
+              "Horowitz 45-nm energies scaled to 130 nm",
+              rounding(1.0), "the paper quotes a whole number: half a unit, 0.5"),
+        Claim("tops_per_w", PAPER_WORDS["tops_per_w"], PAPER["tops_per_w"], "TOPS/W", "at_least",
+              "07_efficiency:headline.tops_per_w_mac2",
+              "1 MAC = 2 ops, every cell of the 128x128 array per 50-MHz cycle, macro energy (readout excluded)",
+              rounding(100.0), "'over 700' is quoted to the hundred: half a unit, 50 TOPS/W"),
+        Claim("tops_per_mm2", PAPER_WORDS["tops_per_mm2"], PAPER["tops_per_mm2"], "TOPS/mm2", "equal",
+              "07_efficiency:headline.tops_per_mm2_mac2",
+              "1 MAC = 2 ops at 50 MHz over the macro area (cells + WLDACs + comparators + periphery)",
+              rounding(1.0), "the paper quotes a whole number: half a unit, 0.5"),
+        # beyond the paper
+        Claim("accuracy_drop_calibrated", "drop after per-chip threshold calibration (beyond the paper)",
+              100 * PAPER["accuracy_drop"], "%", "at_most", "05_accuracy_on_chip:calibrated.mean_drop",
+              "comparator trims calibrated per chip on training images; evaluated on held-out chips",
+              rounding_plus_ci(0.1, "05_accuracy_on_chip:calibrated.mean_drop_ci95", 100), drop_tol, scale=100),
+        Claim("accuracy_drop_hwaware", "drop after noise-aware training + per-chip calibration (beyond the paper)",
+              100 * PAPER["accuracy_drop"], "%", "at_most", "05_accuracy_on_chip:noise_aware.calibrated.mean_drop",
+              "BNN retrained with the column error model in the loop, then calibrated; held-out chips",
+              rounding_plus_ci(0.1, "05_accuracy_on_chip:noise_aware.calibrated.mean_drop_ci95", 100), drop_tol,
+              scale=100),
+        Claim("accuracy_drop_chip_p97.5", "drop of the 97.5th-percentile chip, calibrated (spread over chips)",
+              100 * PAPER["accuracy_drop"], "%", "at_most", "05_accuracy_on_chip:calibrated.drop_interval95.1",
+              "upper end of the central 95% of held-out chips after per-chip calibration",
+              rounding(0.1), "half a unit of the quoted 0.4 (0.05 pt)", scale=100),
+    ]
