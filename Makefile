@@ -50,4 +50,4 @@ environment.yml: requirements.txt
 	   sed 's/^/      - /' requirements.txt; printf '      - -e .\n'; } > $@.tmp && mv $@.tmp $@
 
 clean-results:
-	rm -rf results/* figures/*.png .cache/pipeline
+	rm -rf results/* figures/*.png .cache/pipeline_stamps.json .cache/pipeline_timings.json

@@ -71,7 +71,17 @@ def notebook_digest(path: Path) -> str:
 
 
 def _stamps_path() -> Path:
-    return io.output_root() / ".cache" / STAMPS
+    return io.results_dir() / STAMPS
+
+
+def _record_timing(stem: str, seconds: float, profile: str) -> None:
+    path = io.output_root() / ".cache" / "pipeline_timings.json"
+    try:
+        timings = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        timings = {}
+    timings[stem] = {"seconds": round(seconds, 1), "profile": profile}
+    io.atomic_write_json(path, timings)
 
 
 def _load_stamps() -> dict:
@@ -93,7 +103,8 @@ def _new_outputs(since: float) -> list[str]:
     for folder in (io.results_dir(), io.figures_dir()):
         if folder.exists():
             for p in sorted(folder.rglob("*")):
-                if p.is_file() and not p.name.startswith(".") and p.stat().st_mtime >= since:
+                if (p.is_file() and not p.name.startswith(".") and p.name != STAMPS
+                        and p.stat().st_mtime >= since):
                     out.append(str(p.relative_to(root)))
     return out
 
@@ -153,9 +164,9 @@ def _run(fast: bool, force: bool, only: list[str] | None) -> int:
         dt = time.time() - t0
         timings[path.stem] = dt
         # Key recomputed: papermill may have added the injected cell, which the digest ignores.
-        stamps[path.stem] = {"key": key, "profile": profile, "seconds": round(dt, 1),
-                             "outputs": _new_outputs(t0 - 1)}
+        stamps[path.stem] = {"key": key, "profile": profile, "outputs": _new_outputs(t0)}
         io.atomic_write_json(_stamps_path(), stamps)
+        _record_timing(path.stem, dt, profile)
         print(f"[ibnn] {path.stem}: done in {dt:.1f} s", flush=True)
     if timings:
         print("[ibnn] timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))

@@ -12,7 +12,7 @@ def synthetic_results(drop=0.004, ratio=26.0, tpw=650.0):
         "05_accuracy_on_chip": {
             "naive": {"mean_drop": drop, "mean_drop_ci95": [drop - 0.001, drop + 0.001]},
             "calibrated": {"mean_drop": 0.003, "mean_drop_ci95": [0.0025, 0.0035], "drop_interval95": [0.0, 0.006]},
-            "noise_aware": {"calibrated": {"mean_drop": 0.002, "mean_drop_ci95": [0.0015, 0.0025]}}},
+            "noise_aware": [{"scale": 1.0, "calibrated": {"mean_drop": 0.002, "mean_drop_ci95": [0.0015, 0.0025]}}]},
         "06_energy": {"energy_ratio": ratio},
         "07_efficiency": {"headline": {"tops_per_w_mac2": tpw, "tops_per_mm2_mac2": 12.0}},
     }
