@@ -569,8 +569,7 @@ def save_checkpoint(path, model, meta: dict | None = None):
     obj = {"format": FORMAT, "meta": full_meta,
            "layers": [{"weight": l.weight.clone(), "theta": l.theta.clone()} for l in folded.layers],
            "readout": readout, "trained": trained, "config": config}
-    with io.atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    io.atomic_torch_save(obj, path)
     return path
 
 

@@ -54,6 +54,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)        # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -67,6 +70,18 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
     return Path(path)
+
+
+def atomic_torch_save(obj, path) -> Path:
+    """torch.save, atomically and byte-reproducibly: serialised in memory first, because torch names the archive
+    inside the file after the file it writes to (a random temporary name would change the bytes every run)."""
+    import io as _io
+
+    import torch
+
+    buf = _io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def atomic_write_text(path, text: str) -> Path:

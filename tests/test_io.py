@@ -97,3 +97,21 @@ def test_profile_validation(monkeypatch):
     monkeypatch.setenv("IBNN_PROFILE", "turbo")
     with pytest.raises(ValueError, match="IBNN_PROFILE='turbo'"):
         nb.resolve_profile("full")
+
+
+def test_torch_checkpoint_bytes_do_not_depend_on_the_file_name(root):
+    import torch
+    obj = {"w": torch.arange(6).reshape(2, 3), "meta": {"seed": 1}}
+    a = io.atomic_torch_save(obj, root / "a.pt")
+    b = io.atomic_torch_save(obj, root / "sub" / "other_name.pt")
+    assert a.read_bytes() == b.read_bytes()
+    back = torch.load(b, weights_only=True)
+    assert torch.equal(back["w"], obj["w"]) and back["meta"] == {"seed": 1}
+
+
+def test_atomic_files_get_ordinary_permissions(root):
+    import os
+    p = io.atomic_write_text(root / "x.txt", "hi")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~umask)
