@@ -345,7 +345,7 @@ class Chip:
         return self
 
     # --- evaluation --------------------------------------------------------------------------------------------
-    def _check_codes(self, codes) -> torch.Tensor:
+    def check_codes(self, codes) -> torch.Tensor:
         c = torch.as_tensor(codes)
         if c.dtype.is_floating_point or c.dtype == torch.bool or c.is_complex():
             raise ValueError(f"codes must be an integer tensor with values in [0, {self.max_code}]; "
@@ -380,7 +380,7 @@ class Chip:
         codes: int (B, rows) or (n_chips, B, rows) in 0..2**bits-1; theta: LSB units, (cols,) or (n_chips, cols)
         (default 0); noise_seed: int >= 0 for reproducible temporal noise (None: drawn from torch's global RNG).
         With return_dv also returns dV (n_chips, B, cols) in volts (float64 in ideal mode, float32 otherwise)."""
-        codes = self._check_codes(codes)
+        codes = self.check_codes(codes)
         theta = self._check_theta(theta)
         return_dv = bool(return_dv)
         if noise_seed is not None:

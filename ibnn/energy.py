@@ -492,7 +492,7 @@ def bitline_drops(chip, codes, chunk: int = 256):
     if getattr(chip, "weights", None) is None:
         raise ValueError("chip has no weights: call program(weights) (or mapping.program(chip)) first")
     chunk = check_int("chunk", chunk, 1)
-    codes = chip._check_codes(codes).cpu()
+    codes = chip.check_codes(codes).cpu()
     shared = codes.dim() == 2
     n, B, R, C = chip.n_chips, codes.shape[-2], chip.rows, chip.cols
     vdd = float(chip.vdd)

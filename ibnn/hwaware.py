@@ -221,7 +221,7 @@ def calibrate_trim(mapping, chip, codes, split: str, method: str = "bisect", tri
     span = check_real("span", span, 0.0, lo_open=True)
     bisect_steps = check_int("bisect_steps", bisect_steps, 1, 40)
     fine = check_int("fine", fine, 0, 1000)
-    codes = mapping._check_codes(codes)
+    codes = mapping.check_codes(codes)
     if codes.dim() != 2 or codes.shape[0] == 0:
         raise ValueError(f"codes shape={tuple(codes.shape)} must be (N >= 1, {mapping.n_features})")
     n_chips = int(chip.n_chips)
@@ -318,7 +318,7 @@ def measure_column_error(mapping, chip, codes, split: str = "train", test_codes=
     """Fit `ColumnErrorModel` from the differential bit-line voltages of `chip` (chips used only for this)
     driven with training images (layer l > 0 with the software activations of layer l-1)."""
     check_calibration_set(split, codes, test_codes)
-    codes = mapping._check_codes(codes)
+    codes = mapping.check_codes(codes)
     mapping.program(chip)
     vpl = float(chip.volts_per_lsb)
     _, acts = mapping.reference(codes, return_layers=True)

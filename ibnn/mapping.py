@@ -225,7 +225,7 @@ class ArrayMapping:
                                  f"{key}={self.meta[key]!r}")
 
     # --- inputs -> word-line codes --------------------------------------------------------------------------
-    def _check_codes(self, codes) -> torch.Tensor:
+    def check_codes(self, codes) -> torch.Tensor:
         codes = torch.as_tensor(codes)
         if codes.dtype.is_floating_point or codes.dtype == torch.bool:
             raise ValueError(f"codes dtype={codes.dtype} must be an integer tensor of {self.bits}-bit codes")
@@ -258,7 +258,7 @@ class ArrayMapping:
         """What an ideal array computes: per cycle +1 iff (row codes @ W)[col] >= theta_ref, exactly (int64).
 
         codes (B, n_features). Returns labels (B,) (and the per-layer +-1 activations)."""
-        codes = self._check_codes(codes)
+        codes = self.check_codes(codes)
         if codes.dim() != 2:
             raise ValueError(f"codes shape={tuple(codes.shape)}: reference takes (B, {self.n_features})")
         W = self.weights.to(torch.int64)
@@ -291,7 +291,7 @@ class ArrayMapping:
         int8 (n_chips, B, fan_out); with return_dv also the list of per-layer differential bit-line voltages
         float32 (n_chips, B, fan_out) in volts: (labels, acts) or (labels, acts, dvs).
         """
-        codes = self._check_codes(codes)
+        codes = self.check_codes(codes)
         n_chips = int(getattr(chip, "n_chips", 1))
         if n_chips <= 0:
             raise ValueError(f"n_chips={n_chips} is out of range; accepted: integer in [1, inf)")
