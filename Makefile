@@ -22,7 +22,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 figures: $(STAMP)
-	$(PY) -m ibnn.pipeline $(if $(FAST),--fast) $(if $(FORCE),--force)
+	$(PY) -m ibnn.repro.pipeline $(if $(FAST),--fast) $(if $(FORCE),--force)
 
 test: unit nbval
 

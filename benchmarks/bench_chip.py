@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from ibnn.chip import Chip
+from ibnn.circuit.chip import Chip
 
 
 def best_of(fn, repeat: int = 3) -> float:

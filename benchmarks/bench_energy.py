@@ -6,7 +6,9 @@ import time
 import numpy as np
 import torch  # noqa: F401  (imported first so the timings below exclude it)
 
-from ibnn import area, energy, params
+from ibnn import params
+from ibnn.analysis import sensitivity
+from ibnn.cost import activity, area, digital, energy, ops
 
 
 def main() -> int:
@@ -23,11 +25,11 @@ def main() -> int:
     t_cycle = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(100):
-        energy.digital_inference_energy(P, [(81, 64), (64, 40)], 5, {"kind": "vote", "n_in": 40, "n_classes": 10})
+        digital.digital_inference_energy(P, [(81, 64), (64, 40)], 5, {"kind": "vote", "n_in": 40, "n_classes": 10})
     t_dig = (time.perf_counter() - t0) / 100
     import torch
 
-    from ibnn.chip import Chip, Nonidealities
+    from ibnn.circuit.chip import Chip, Nonidealities
 
     t0 = time.perf_counter()
     chip = Chip(P, n_chips=1, seed=0, nonideal=Nonidealities(cell_mismatch=0.0))
@@ -35,14 +37,14 @@ def main() -> int:
     chip.program(torch.where(torch.rand(128, 128, generator=torch.Generator().manual_seed(0)) > 0.5, 1, -1))
     wl = torch.as_tensor(codes[:1000])
     t0 = time.perf_counter()
-    energy.bitline_drops(chip, wl)
+    activity.bitline_drops(chip, wl)
     t_drops = time.perf_counter() - t0
     t0 = time.perf_counter()
     chip.evaluate(wl, return_dv=True, noise_seed=0)
     t_eval = time.perf_counter() - t0
     t0 = time.perf_counter()
     fig = lambda p: area.macro_area(p)  # noqa: E731
-    energy.tornado(P, P.ranged("energy"), fig)
+    sensitivity.tornado(P, P.ranged("energy"), fig)
     t_tor = time.perf_counter() - t0
     print(f"wldac look-up tables: {t_lut * 1e3:.1f} ms")
     print(f"cycle_energy, batch {B}: {t_cycle * 1e3:.1f} ms ({energy.total(bd) * 1e12:.1f} pJ per cycle)")

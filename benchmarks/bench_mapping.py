@@ -11,13 +11,13 @@ import time
 
 import torch
 
-from ibnn import io
-from ibnn.chip import Chip
+from ibnn.repro import io
+from ibnn.circuit.chip import Chip
 from ibnn.mapping import map_network
 
 
 def _network():
-    from ibnn import classifier as clf
+    from ibnn import nn as clf
     d = io.checkpoints_dir()
     for p in ([d / "bnn.pt"] + sorted(d.glob("bnn*.pt"))) if d.exists() else []:
         if p.exists():

@@ -13,8 +13,9 @@ import time
 
 import torch
 
-from ibnn import classifier as C
-from ibnn import data, io
+from ibnn import data
+from ibnn import nn as C
+from ibnn.repro import io
 
 
 def main(argv=None) -> int:
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
     recipe = dict(C.DEFAULT_RECIPE)
     source = "ibnn.classifier.DEFAULT_RECIPE"
     try:
-        chosen = io.load_results("03_train_bnn")["chosen"]
+        chosen = provenance.load_results("03_train_bnn")["chosen"]
         recipe.update({k: chosen[k] for k in ("hidden", "readout", "epochs", "lr", "batch_size") if k in chosen})
         source = "results/03_train_bnn.json"
     except (FileNotFoundError, KeyError):

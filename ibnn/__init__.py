@@ -1,21 +1,18 @@
 """ibnn: reproducible companion to Zhang & Verma, "An In-memory-Computing DNN Achieving 700 TOPS/W and
 6 TOPS/mm2 in 130-nm CMOS" (IEEE JETCAS 2019).
 
-Modules (interfaces: docs/architecture.md)
--------
-params      the one parameter set (value, unit, source, kind) for every physical constant
-data        MNIST (offline, checksum-verified) and the chip's 9 x 9 5-bit features
-classifier  the reduced BNN: straight-through training, batch-norm folding, checkpoints
-bitcell, wldac, column, chip
-            6T read stack, word-line DAC, bit-line discharge and comparator, batched 128 x 128 chips
-mapping     the BNN placed on one array, weights stationary
-hwaware     drop statistics over chips, per-chip calibration, noise-aware training
-energy, area, efficiency, macros
-            energy per cycle and inference, digital baseline, areas, TOPS/W and TOPS/mm2, published macros
-claims      the paper's figures and the claims ledger
-pipeline    `make figures`: notebooks through papermill, incremental and atomic
-io, validate, style, progress, device, nb
-            atomic writes and provenance, argument checks, plot style, quiet progress bars, CPU/CUDA, notebook set-up
+Rooms, in the order data flows through them (imports point down this list only; docs/architecture.md):
+
+floor     params (the one parameter set), validate (argument checks), published (the papers' figures),
+          repro.io / repro.device / repro.progress (atomic files, CPU/CUDA and threads, quiet progress bars)
+data      MNIST, checksum-verified, and the chip's 9 x 9 5-bit word-line codes            (notebook 01)
+circuit   6T bit-cell, word-line DAC, bit-line column and comparator, simulated chips      (02)
+nn        the reduced BNN: binary layers, training, folding, checkpoints                   (03)
+mapping   the BNN placed on one 128 x 128 array, weights stationary                        (04)
+analysis  accuracy over chips and its statistics, per-chip correction, noise-aware training,
+          sweeps, sensitivity                                                               (05)
+cost      energy with its scopes, digital baseline, ops and TOPS, area, published macros   (06, 07)
+repro     provenance, the pipeline (`make figures`), the claims ledger, notebook helpers    (08)
 """
 
 __version__ = "0.1.0"

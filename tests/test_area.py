@@ -1,7 +1,9 @@
 """Area model: cells, WLDACs, comparators, periphery; units and ValueError paths."""
 import pytest
 
-from ibnn import area, energy, params
+from ibnn import params
+from ibnn.analysis import sensitivity
+from ibnn.cost import activity, area, digital, energy, ops
 
 P = params.load()
 
@@ -22,8 +24,8 @@ def test_macro_breakdown():
 
 def test_density_units():
     # peak ops per second over the macro area
-    ops_s = energy.throughput_ops_per_s(energy.array_ops_per_cycle("mac2"), P["f_classify"])
-    d = energy.tops_per_mm2(ops_s, area.macro_area(P))
+    ops_s = ops.throughput_ops_per_s(ops.array_ops_per_cycle("mac2"), P["f_classify"])
+    d = ops.tops_per_mm2(ops_s, area.macro_area(P))
     assert d == pytest.approx(ops_s / 1e12 / (area.macro_area(P) * 1e6))
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ibnn import params
-from ibnn.bitcell import BitCell, ekv_current, pelgrom_sigma
+from ibnn.circuit.bitcell import BitCell, ekv_current, pelgrom_sigma
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ibnn import params
-from ibnn.chip import Chip, Nonidealities
+from ibnn.circuit.chip import Chip, Nonidealities
 from ibnn.params import ParamSet
 
 P = params.load()
@@ -146,7 +146,7 @@ def test_separable_approximation_error_bound(chips):
 
 def test_dv_matches_exact_row_sums(chips):
     """dV from the chip against the exact per-cell model summed in float64 and the same closed form."""
-    from ibnn.column import discharge
+    from ibnn.circuit.column import discharge
     codes = _codes(10, 4)
     codes[:, 81:] = 0
     _, dv = chips.evaluate(codes, return_dv=True, noise_seed=0)

@@ -1,7 +1,7 @@
 """The claims ledger: rules, lookups, the claims.json format and the README table."""
 import pytest
 
-from ibnn import claims
+from ibnn.repro import claims
 
 KEYS = {"id", "claim", "paper", "reproduced", "unit", "tolerance", "holds", "source", "assumptions"}
 

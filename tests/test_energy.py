@@ -4,7 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from ibnn import energy, params
+from ibnn import params
+from ibnn.analysis import sensitivity
+from ibnn.cost import activity, digital, energy
+from ibnn.cost import ops as O
 
 P = params.load()
 VDD = energy.circuit_value(P, "vdd")
@@ -62,7 +65,7 @@ def test_cycle_energy_grows_with_swing_and_capacitance():
 
 def test_breakdown_sums():
     a, b = cycle(seed=1), cycle(seed=2)
-    s = energy.sum_breakdowns([a, b])
+    s = digital.sum_breakdowns([a, b])
     assert energy.total(s) == pytest.approx(energy.total(a) + energy.total(b))
 
 
@@ -77,63 +80,63 @@ def test_scaling_rule_is_derived():
 
 def test_digital_energy_components_and_monotonicity():
     shapes = [(81, 64), (64, 40)]
-    d = energy.digital_inference_energy(P, shapes, 5, {"kind": "vote", "n_in": 40, "n_classes": 10})
-    assert set(d) == set(energy.DIGITAL_COMPONENTS) | {"readout"}
+    d = digital.digital_inference_energy(P, shapes, 5, {"kind": "vote", "n_in": 40, "n_classes": 10})
+    assert set(d) == set(digital.DIGITAL_COMPONENTS) | {"readout"}
     assert all(v > 0 for v in d.values())
     # weight reads: every weight bit once
     w = d["weight_read"]
     assert w >= (81 * 64 + 64 * 40) * P["e_sram_read_bit"]
-    d2 = energy.digital_inference_energy(P.replace(sram_capacity_factor=1.0), shapes, 5)
+    d2 = digital.digital_inference_energy(P.replace(sram_capacity_factor=1.0), shapes, 5)
     assert d2["weight_read"] > w
     # a wider first-layer input costs more adder energy
-    assert (energy.digital_layer_energy(P, 81, 64, 5)["accumulate"]
-            > energy.digital_layer_energy(P, 81, 64, 1)["accumulate"])
+    assert (digital.digital_layer_energy(P, 81, 64, 5)["accumulate"]
+            > digital.digital_layer_energy(P, 81, 64, 1)["accumulate"])
 
 
 def test_readout_kinds():
-    assert energy.readout_energy(P, "none") == {"readout": 0.0}
-    assert energy.readout_energy(P, "linear", 64, 10)["readout"] > energy.readout_energy(P, "vote", 40, 10)["readout"]
+    assert digital.readout_energy(P, "none") == {"readout": 0.0}
+    assert digital.readout_energy(P, "linear", 64, 10)["readout"] > digital.readout_energy(P, "vote", 40, 10)["readout"]
     # readout weights read from SRAM cost more than weights held in latches
-    assert (energy.readout_energy(P.replace(readout_weights_from_sram=1.0), "digital", 128, 10)["readout"]
-            > energy.readout_energy(P, "digital", 128, 10)["readout"])
-    assert energy.readout_ops("mac2", "digital", 128, 10) == 2 * 1280
-    assert energy.readout_ops("1b", "vote", 40, 10) == 0
+    assert (digital.readout_energy(P.replace(readout_weights_from_sram=1.0), "digital", 128, 10)["readout"]
+            > digital.readout_energy(P, "digital", 128, 10)["readout"])
+    assert O.readout_ops("mac2", "digital", 128, 10) == 2 * 1280
+    assert O.readout_ops("1b", "vote", 40, 10) == 0
     with pytest.raises(ValueError, match="readout kind"):
-        energy.readout_energy(P, "softmax", 10, 10)
+        digital.readout_energy(P, "softmax", 10, 10)
 
 
 def test_ratio_is_quotient():
-    assert energy.energy_ratio(26e-9, 1e-9) == pytest.approx(26.0)
+    assert O.energy_ratio(26e-9, 1e-9) == pytest.approx(26.0)
     with pytest.raises(ValueError, match=r"imc_J=0.0 is out of range"):
-        energy.energy_ratio(1e-9, 0.0)
+        O.energy_ratio(1e-9, 0.0)
 
 
 # --- ops and efficiency -----------------------------------------------------------------------------------------
 def test_ops_accounting():
     shapes = [(81, 64), (64, 40)]
-    assert energy.ops_per_inference("mac2", shapes) == 2 * (81 * 64 + 64 * 40)
-    assert energy.ops_per_inference("1b", shapes, input_bits=5) == 2 * (81 * 64 * 5 + 64 * 40)
-    assert energy.array_ops_per_cycle("mac2") == 2 * 128 * 128
-    assert energy.array_ops_per_cycle("1b", input_bits=5) == 2 * 128 * 128 * 5
+    assert O.ops_per_inference("mac2", shapes) == 2 * (81 * 64 + 64 * 40)
+    assert O.ops_per_inference("1b", shapes, input_bits=5) == 2 * (81 * 64 * 5 + 64 * 40)
+    assert O.array_ops_per_cycle("mac2") == 2 * 128 * 128
+    assert O.array_ops_per_cycle("1b", input_bits=5) == 2 * 128 * 128 * 5
 
 
 @pytest.mark.parametrize("bad", ["mac", "MAC2", "", "1-bit", None])
 def test_unknown_op_definition(bad):
     with pytest.raises(ValueError, match=r"op definition=.*choose one of \['mac2', '1b'\]"):
-        energy.ops_per_inference(bad, [(81, 64)])
+        O.ops_per_inference(bad, [(81, 64)])
     with pytest.raises(ValueError, match="op definition"):
-        energy.array_ops_per_cycle(bad)
+        O.array_ops_per_cycle(bad)
 
 
 def test_efficiency_is_ops_over_energy():
     bd = cycle()
     e = energy.total(bd)
-    ops = energy.array_ops_per_cycle("mac2")
-    assert energy.tops_per_w(ops, e) == pytest.approx(ops / e / 1e12)
+    ops = O.array_ops_per_cycle("mac2")
+    assert O.tops_per_w(ops, e) == pytest.approx(ops / e / 1e12)
     # 1e12 ops for 1 J is 1 TOPS/W; 1e12 ops/s on 1 mm2 is 1 TOPS/mm2
-    assert energy.tops_per_w(1e12, 1.0) == pytest.approx(1.0)
-    assert energy.tops_per_mm2(1e12, 1e-6) == pytest.approx(1.0)
-    assert energy.throughput_ops_per_s(2 * 128 * 128, 50e6) == pytest.approx(2 * 128 * 128 * 50e6)
+    assert O.tops_per_w(1e12, 1.0) == pytest.approx(1.0)
+    assert O.tops_per_mm2(1e12, 1e-6) == pytest.approx(1.0)
+    assert O.throughput_ops_per_s(2 * 128 * 128, 50e6) == pytest.approx(2 * 128 * 128 * 50e6)
 
 
 # --- ValueError paths ------------------------------------------------------------------------------------------
@@ -156,7 +159,7 @@ def test_bad_energies(bad):
     with pytest.raises(ValueError, match="e_comparator"):
         energy.comparator_energy(128, bad)
     with pytest.raises(ValueError, match="energy_J"):
-        energy.tops_per_w(1e6, bad)
+        O.tops_per_w(1e6, bad)
     with pytest.raises(ValueError, match="energy component 'x'"):
         energy.total({"x": bad})
 
@@ -164,12 +167,12 @@ def test_bad_energies(bad):
 @pytest.mark.parametrize("bad", [0.0, -50e6, float("nan"), float("inf")])
 def test_bad_clock(bad):
     with pytest.raises(ValueError, match=r"f_clock=.*out of range"):
-        energy.throughput_ops_per_s(1e3, bad)
+        O.throughput_ops_per_s(1e3, bad)
 
 
 def test_bad_area_and_params():
     with pytest.raises(ValueError, match=r"area_m2=.*out of range"):
-        energy.tops_per_mm2(1e12, 0.0)
+        O.tops_per_mm2(1e12, 0.0)
     with pytest.raises(ValueError, match=r"e_comparator=-1.0 is out of range"):
         P.replace(e_comparator=-1.0)
     with pytest.raises(ValueError, match=r"f_classify=nan is out of range"):
@@ -178,9 +181,9 @@ def test_bad_area_and_params():
 
 def test_bad_shapes_and_codes():
     with pytest.raises(ValueError, match="layer_shapes is empty"):
-        energy.ops_per_inference("mac2", [])
+        O.ops_per_inference("mac2", [])
     with pytest.raises(ValueError, match=r"layer_shapes\[0\].fan_in"):
-        energy.ops_per_inference("mac2", [(0, 3)])
+        O.ops_per_inference("mac2", [(0, 3)])
     v, i = luts()
     with pytest.raises(ValueError, match="codes must lie in"):
         energy.cycle_energy(P, bl_drops_V=np.zeros((1, 128)), codes=np.full((1, 128), 99), v_wl_lut_V=v,
@@ -193,15 +196,15 @@ def test_bad_shapes_and_codes():
 # --- sensitivity and inverse analysis ---------------------------------------------------------------------------
 def test_tornado_and_solve():
     fig = lambda p: energy.total(cycle(P_=p))  # noqa: E731
-    bars = energy.tornado(P, ["e_comparator", "c_bl_per_cell", "e_control_cycle"], fig)
+    bars = sensitivity.tornado(P, ["e_comparator", "c_bl_per_cell", "e_control_cycle"], fig)
     assert [b.span for b in bars] == sorted([b.span for b in bars], reverse=True)
     base = fig(P)
     target = 1.2 * base
-    v = energy.solve_parameter(P, "e_comparator", fig, target, 1e-16, 1e-11)
+    v = sensitivity.solve_parameter(P, "e_comparator", fig, target, 1e-16, 1e-11)
     assert v is not None and fig(P.replace(e_comparator=v)) == pytest.approx(target, rel=1e-5)
-    assert energy.solve_parameter(P, "e_comparator", fig, 1e3, 1e-16, 1e-11) is None
+    assert sensitivity.solve_parameter(P, "e_comparator", fig, 1e3, 1e-16, 1e-11) is None
     with pytest.raises(ValueError, match="lo="):
-        energy.solve_parameter(P, "e_comparator", fig, target, 0.0, 1.0)
+        sensitivity.solve_parameter(P, "e_comparator", fig, target, 0.0, 1.0)
 
 
 # --- swings from the chip model ---------------------------------------------------------------------------------
@@ -209,7 +212,7 @@ def test_tornado_and_solve():
 def chip():
     import torch
 
-    from ibnn.chip import Chip
+    from ibnn.circuit.chip import Chip
 
     c = Chip(P, n_chips=1, seed=3)
     g = torch.Generator().manual_seed(0)
@@ -224,25 +227,25 @@ def test_bitline_drops_match_the_chip(chip):
     codes = torch.randint(0, 32, (64, 128), generator=g)
     codes[:, 90:] = 0
     _, dv = chip.evaluate(codes, return_dv=True, noise_seed=0)
-    d = energy.bitline_drops(chip, codes)
+    d = activity.bitline_drops(chip, codes)
     assert d.shape == (1, 64, 128, 2)
     assert float(d.min()) >= 0 and float(d.max()) <= VDD
     # V_BL - V_BLB = (VDD - dBL) - (VDD - dBLB)
     assert torch.allclose((d[..., 1] - d[..., 0]).float(), dv.float(), atol=2e-4)
     # more discharge time, more swing, more recharge energy (t_eval enters only through volts_per_lsb)
     P2 = P.replace(t_eval=P.entry("t_eval").high)
-    d2 = energy.bitline_drops(energy.retimed_chip(chip, P2), codes)
+    d2 = activity.bitline_drops(activity.retimed_chip(chip, P2), codes)
     assert float(d2.sum()) > float(d.sum())
     with pytest.raises(ValueError, match="retimed_chip: parameters"):
-        energy.retimed_chip(chip, P.replace(vdd=1.1))
+        activity.retimed_chip(chip, P.replace(vdd=1.1))
     # charge conservation: a larger C_BL swings less for the same cell charge, so C_BL * VDD * dV barely moves
     # (only through compression), whereas at fixed swings it would grow by the capacitance ratio
     # light load (lines well above the triode knee) so compression is small
     light = torch.randint(0, 8, (64, 128), generator=g)
     light[:, 40:] = 0
-    d = energy.bitline_drops(chip, light)
+    d = activity.bitline_drops(chip, light)
     P3 = P.replace(c_bl_per_cell=P.entry("c_bl_per_cell").high)
-    d3 = energy.bitline_drops(energy.retimed_chip(chip, P3), light)
+    d3 = activity.bitline_drops(activity.retimed_chip(chip, P3), light)
     e_def = energy.bitline_energy(d.numpy(), P["c_bl"], VDD)
     e_big = energy.bitline_energy(d3.numpy(), P3["c_bl"], VDD)
     assert float(d3.sum()) < float(d.sum())
@@ -250,26 +253,26 @@ def test_bitline_drops_match_the_chip(chip):
 
 
 def test_efficiency_tables_are_ops_over_energy():
-    from ibnn import area, efficiency as F
+    from ibnn.cost import area, efficiency, study
 
     imc = {"n_cycles": 2, "array_J": 60e-12, "macro_J": 100e-12, "total_J": 130e-12}
     shapes = [(81, 64), (64, 40)]
     ro = {"kind": "digital", "n_in": 40, "n_classes": 10}
-    t = F.tops_per_w_table(imc, shapes, 5, ro)
-    assert t["network"]["mac2"]["macro"] == pytest.approx(energy.ops_per_inference("mac2", shapes) / 100e-12 / 1e12)
+    t = efficiency.tops_per_w_table(imc, shapes, 5, ro)
+    assert t["network"]["mac2"]["macro"] == pytest.approx(O.ops_per_inference("mac2", shapes) / 100e-12 / 1e12)
     assert t["network"]["mac2"]["system"] == pytest.approx(
-        (energy.ops_per_inference("mac2", shapes) + 2 * 40 * 10) / 130e-12 / 1e12)
-    assert t["network"]["1b"]["array"] == pytest.approx(energy.ops_per_inference("1b", shapes, 5) / 60e-12 / 1e12)
+        (O.ops_per_inference("mac2", shapes) + 2 * 40 * 10) / 130e-12 / 1e12)
+    assert t["network"]["1b"]["array"] == pytest.approx(O.ops_per_inference("1b", shapes, 5) / 60e-12 / 1e12)
     assert t["array_peak"]["mac2"]["macro"] == pytest.approx(2 * 128 * 128 / 50e-12 / 1e12)
     assert t["array_peak"]["1b"]["macro"] == pytest.approx(5 * t["array_peak"]["mac2"]["macro"])
-    d = F.tops_per_mm2_table(P, shapes, 2, 5)
+    d = efficiency.tops_per_mm2_table(P, shapes, 2, 5)
     assert d["array_peak"]["mac2"]["macro"] == pytest.approx(
         2 * 128 * 128 * P["f_classify"] / 1e12 / (area.macro_area(P) * 1e6))
     assert d["network"]["mac2"]["array"] == pytest.approx(
-        energy.ops_per_inference("mac2", shapes) * P["f_classify"] / 2 / 1e12 / (area.array_area(P) * 1e6))
-    r = F.solve_area_parameter(P, "a_cell", 6.0, 2 * 128 * 128 * P["f_classify"])
+        O.ops_per_inference("mac2", shapes) * P["f_classify"] / 2 / 1e12 / (area.array_area(P) * 1e6))
+    r = efficiency.solve_area_parameter(P, "a_cell", 6.0, 2 * 128 * 128 * P["f_classify"])
     assert r["solution"] is not None
-    assert energy.tops_per_mm2(2 * 128 * 128 * P["f_classify"],
+    assert O.tops_per_mm2(2 * 128 * 128 * P["f_classify"],
                                area.macro_area(P.replace(a_cell=r["solution"]))) == pytest.approx(6.0, rel=1e-5)
 
 
@@ -278,8 +281,9 @@ def test_network_activity_on_an_ideal_chip():
     is built from that cycle's own word-line codes and drops."""
     import torch
 
-    from ibnn import classifier as C, efficiency as F, mapping as M
-    from ibnn.chip import Chip, Nonidealities
+    from ibnn import mapping as M, nn as C
+    from ibnn.cost import efficiency, study
+    from ibnn.circuit.chip import Chip, Nonidealities
 
     g = torch.Generator().manual_seed(0)
     w0 = torch.where(torch.rand(81, 20, generator=g) > 0.5, 1, -1).to(torch.int8)
@@ -288,15 +292,15 @@ def test_network_activity_on_an_ideal_chip():
     amap = M.map_network(folded)
     chip = Chip(P, n_chips=1, seed=0, nonideal=Nonidealities.ideal())
     codes = torch.randint(0, 32, (16, 81), generator=g)
-    labels, act = energy.network_activity(amap, chip, codes)
+    labels, act = activity.network_activity(amap, chip, codes)
     assert torch.equal(labels.cpu(), amap.reference(codes))
     assert len(act) == 1 and act[0].input_bits == 5 and act[0].columns == list(range(20))
     wl = torch.as_tensor(act[0].codes).double()
     pos = (amap.weights > 0).double()
     expect_blb = (wl @ pos * chip.volts_per_lsb).clamp(0, VDD)
     assert np.allclose(act[0].drops[..., 1], expect_blb.numpy())
-    study = F.EnergyStudy(P, amap, codes, labels)
-    e = study.energies(P, act)
+    es = study.EnergyStudy(P, amap, codes, labels)
+    e = es.energies(P, act)
     assert e["imc_J"] == pytest.approx(energy.total(e["imc"]["breakdown"]))
     assert e["ratio"] == pytest.approx(e["digital_J"] / e["imc_J"])
-    assert F.readout_spec(amap) == {"kind": "vote", "n_in": 20, "n_classes": 10}
+    assert study.readout_spec(amap) == {"kind": "vote", "n_in": 20, "n_classes": 10}

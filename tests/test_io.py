@@ -5,15 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from ibnn import io, nb
+from ibnn.repro import io, nb, provenance
 
 
 @pytest.fixture
 def root(tmp_path, monkeypatch):
     monkeypatch.setenv("IBNN_OUTPUT_ROOT", str(tmp_path))
     monkeypatch.delenv("IBNN_PROFILE", raising=False)
-    monkeypatch.setattr(io, "_INPUTS", {})
-    monkeypatch.setattr(io, "_PROFILE", [])
+    monkeypatch.setattr(provenance, "_INPUTS", {})
+    monkeypatch.setattr(provenance, "_PROFILE", [])
     return tmp_path
 
 
@@ -37,55 +37,55 @@ def test_json_converts_numpy_and_rejects_nan(root):
 
 def test_results_record_profile_and_inputs(root):
     nb.resolve_profile("fast")
-    io.write_results("01_up", {"v": 1})
-    up = io.load_results("01_up")
+    provenance.write_results("01_up", {"v": 1})
+    up = provenance.load_results("01_up")
     assert up["_provenance"]["profile"] == "fast"
-    io.write_results("02_down", {"w": 2})
+    provenance.write_results("02_down", {"w": 2})
     down = json.loads((root / "results" / "02_down.json").read_text())
     assert list(down["_provenance"]["inputs"]) == ["results/01_up.json"]
 
 
 def test_stale_upstream_is_detected(root):
     nb.resolve_profile("full")
-    io.write_results("01_up", {"v": 1})
-    io.load_results("01_up")
-    io.write_results("02_down", {"w": 2})
-    io._INPUTS.clear()
-    io.write_results("01_up", {"v": 999})          # upstream recomputed differently
-    with pytest.raises(io.StaleResultError, match="01_up.json changed"):
-        io.load_results("02_down")
+    provenance.write_results("01_up", {"v": 1})
+    provenance.load_results("01_up")
+    provenance.write_results("02_down", {"w": 2})
+    provenance._INPUTS.clear()
+    provenance.write_results("01_up", {"v": 999})          # upstream recomputed differently
+    with pytest.raises(provenance.StaleResultError, match="01_up.json changed"):
+        provenance.load_results("02_down")
 
 
 def test_foreign_checkpoint_is_detected(root):
     ckpt = root / "results" / "checkpoints" / "bnn.pt"
     io.atomic_write_bytes(ckpt, b"weights A")
     nb.resolve_profile("full")
-    io.record_input(ckpt)
-    io.write_results("04_map", {"ok": True})
+    provenance.record_input(ckpt)
+    provenance.write_results("04_map", {"ok": True})
     io.atomic_write_bytes(ckpt, b"weights B")       # someone swapped the checkpoint
-    with pytest.raises(io.StaleResultError, match="bnn.pt changed"):
-        io.load_results("04_map")
+    with pytest.raises(provenance.StaleResultError, match="bnn.pt changed"):
+        provenance.load_results("04_map")
 
 
 def test_profile_mismatch_is_detected(root):
     nb.resolve_profile("fast")
-    io.write_results("01_up", {"v": 1})
+    provenance.write_results("01_up", {"v": 1})
     nb.resolve_profile("full")
-    with pytest.raises(io.StaleResultError, match="profile 'fast'"):
-        io.load_results("01_up")
+    with pytest.raises(provenance.StaleResultError, match="profile 'fast'"):
+        provenance.load_results("01_up")
 
 
 def test_results_without_provenance_are_rejected(root):
     io.atomic_write_json(root / "results" / "01_old.json", {"v": 1})
-    with pytest.raises(io.StaleResultError, match="no _provenance"):
-        io.load_results("01_old")
+    with pytest.raises(provenance.StaleResultError, match="no _provenance"):
+        provenance.load_results("01_old")
 
 
 def test_reserved_key_and_non_dict(root):
     with pytest.raises(ValueError, match="_provenance"):
-        io.write_results("x", {"_provenance": 1})
+        provenance.write_results("x", {"_provenance": 1})
     with pytest.raises(ValueError, match="must be a dict"):
-        io.write_results("x", [1, 2])
+        provenance.write_results("x", [1, 2])
 
 
 def test_profile_validation(monkeypatch):

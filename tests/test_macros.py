@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ibnn import macros
+from ibnn.cost import macros
 
 REFERENCE = Path("/work/shared/reference/uiuc-imc-benchmarking.csv")
 

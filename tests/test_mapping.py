@@ -291,7 +291,7 @@ def test_bad_codes_and_chips():
 
 # --- the real circuit model and checkpoint, when present ---------------------------------------------------------
 def _real_chip(n_chips=2):
-    chipmod = pytest.importorskip("ibnn.chip", reason="ibnn.chip not available")
+    chipmod = pytest.importorskip("ibnn.circuit.chip")
     return chipmod.Chip(n_chips=n_chips, seed=0, nonideal=chipmod.Nonidealities.ideal())
 
 
@@ -305,7 +305,7 @@ def test_ideal_real_chip_equals_software_on_synthetic_network():
 
 
 def _checkpoint_path():
-    from ibnn import io
+    from ibnn.repro import io
     d = io.checkpoints_dir()
     for name in ("bnn.pt", "bnn_fast.pt"):
         if (d / name).exists():
@@ -318,7 +318,7 @@ def test_ideal_chip_equals_trained_bnn_on_all_test_images():
     path = _checkpoint_path()
     if path is None:
         pytest.skip("no trained checkpoint in results/checkpoints (run notebooks 01-03)")
-    clf = pytest.importorskip("ibnn.classifier")
+    clf = pytest.importorskip("ibnn.nn")
     data = pytest.importorskip("ibnn.data")
     try:
         images, _ = data.load_mnist("test")
@@ -330,13 +330,13 @@ def test_ideal_chip_equals_trained_bnn_on_all_test_images():
     m = map_network(folded)
     soft = torch.as_tensor(folded.predict(codes)).to(torch.int64)
     assert torch.equal(m.reference(codes), soft)
-    chipmod = pytest.importorskip("ibnn.chip")
+    chipmod = pytest.importorskip("ibnn.circuit.chip")
     chip = chipmod.Chip(n_chips=1, seed=0, nonideal=chipmod.Nonidealities.ideal())
     assert torch.equal(m.run(chip, codes)[0], soft)
 
 
 def test_real_classifier_checkpoint_roundtrip_and_mismatch(tmp_path):
-    clf = pytest.importorskip("ibnn.classifier")
+    clf = pytest.importorskip("ibnn.nn")
     net = make_folded(seed=31, sizes=(81, 50, 30))
     g = torch.Generator().manual_seed(0)
     ro = clf.DigitalReadout((torch.randint(0, 2, (30, 10), generator=g) * 2 - 1), torch.arange(10))

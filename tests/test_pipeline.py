@@ -1,4 +1,4 @@
-"""`make figures` machinery (ibnn.pipeline) on two tiny notebooks: incremental reruns, interruption at random
+"""`make figures` machinery (ibnn.repro.pipeline) on two tiny notebooks: incremental reruns, interruption at random
 points (SIGINT and SIGKILL) leaving no half-written output, determinism, and bad papermill parameters failing
 before any work. The real notebooks run under nbval in `make test`."""
 import json
@@ -17,19 +17,19 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 SRC_A = [
     ('profile = "full"\nn = 200', ["parameters"]),
-    ("import time\nimport numpy as np\nimport matplotlib.pyplot as plt\nimport ibnn.nb, ibnn.io, ibnn.style\n"
+    ("import time\nimport numpy as np\nimport matplotlib.pyplot as plt\nimport ibnn.repro.nb, ibnn.repro.provenance, ibnn.repro.style\n"
      "from ibnn.validate import check_int\nn = check_int('n', n, 1, 10_000)\n"
-     "profile = ibnn.nb.resolve_profile(profile)\nibnn.nb.setup()", []),
+     "profile = ibnn.repro.nb.resolve_profile(profile)\nibnn.repro.nb.setup()", []),
     ("rng = np.random.default_rng(0)\nx = rng.normal(size=n)\ntime.sleep(0.5)", []),
     ("fig, ax = plt.subplots()\nax.hist(x, bins=20)\nax.set_xlabel('x (1)')\nax.set_ylabel('count')\n"
-     "ibnn.style.savefig(fig, '01_hist')\ntime.sleep(0.5)", []),
-    ("ibnn.io.write_results('01_a', {'mean': float(x.mean()), 'n': n})", []),
+     "ibnn.repro.style.savefig(fig, '01_hist')\ntime.sleep(0.5)", []),
+    ("ibnn.repro.provenance.write_results('01_a', {'mean': float(x.mean()), 'n': n})", []),
 ]
 SRC_B = [
     ('profile = "full"', ["parameters"]),
-    ("import time\nimport ibnn.nb, ibnn.io\nprofile = ibnn.nb.resolve_profile(profile)", []),
-    ("a = ibnn.io.load_results('01_a')\ntime.sleep(0.5)", []),
-    ("ibnn.io.write_results('02_b', {'twice': 2 * a['mean']})", []),
+    ("import time\nimport ibnn.repro.nb, ibnn.repro.provenance\nprofile = ibnn.repro.nb.resolve_profile(profile)", []),
+    ("a = ibnn.repro.provenance.load_results('01_a')\ntime.sleep(0.5)", []),
+    ("ibnn.repro.provenance.write_results('02_b', {'twice': 2 * a['mean']})", []),
 ]
 
 
@@ -52,7 +52,7 @@ def project(tmp_path):
 
 
 def pipeline(env, *args, **kw):
-    return subprocess.run([sys.executable, "-m", "ibnn.pipeline", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ibnn.repro.pipeline", *args], env=env, capture_output=True,
                           text=True, **kw)
 
 
@@ -82,7 +82,7 @@ def test_runs_then_is_incremental(project):
     assert r.stdout.count("up to date") == 2, r.stdout
 
     # Changing the downstream notebook reruns it alone; a missing figure reruns its notebook.
-    make_nb(root / "notebooks" / "02_b.ipynb", SRC_B[:-1] + [("ibnn.io.write_results('02_b', {'twice': 3})", [])])
+    make_nb(root / "notebooks" / "02_b.ipynb", SRC_B[:-1] + [("ibnn.repro.provenance.write_results('02_b', {'twice': 3})", [])])
     r = pipeline(env)
     assert "01_a: up to date" in r.stdout and "02_b: running" in r.stdout, r.stdout
     (root / "figures" / "01_hist.png").unlink()
@@ -105,7 +105,7 @@ def test_interrupt_leaves_no_half_written_output(project, sig):
     root, env = project
     rng = random.Random(1234 + int(sig))
     for attempt in range(2):
-        proc = subprocess.Popen([sys.executable, "-m", "ibnn.pipeline", "--force"], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "ibnn.repro.pipeline", "--force"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         time.sleep(rng.uniform(1.0, 5.0))
         os.killpg(proc.pid, sig)           # the whole group: papermill and its kernel

@@ -1,7 +1,7 @@
 """README shows the claims table of the committed results/claims.json, and opens with the two commands."""
 import json
 
-from ibnn import claims, io
+from ibnn.repro import claims, io
 
 
 def test_readme_table_matches_claims_json():

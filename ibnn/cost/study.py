@@ -1,79 +1,22 @@
-"""Energy study of the mapped network (notebook 06) and efficiency figures (notebook 07), from ibnn.energy/area.
-
-`EnergyStudy` ties one parameter set, one mapped network and a batch of MNIST test images to the chip model:
-it runs the chip (accuracy and bit-line swings from the same run), evaluates the in-memory energy and the digital
-baseline, and does the sensitivity (tornado), the swing sweep (accuracy vs energy) and the inverse analysis.
-
-Scopes, stated wherever a figure appears:
-- energy "array": bit-line recharge + word-line charging + WLDAC static current (the array and its drivers);
-  energy "macro": the in-memory macro: array + comparators + control/clocking + input registers;
-  energy "system": macro + the digital readout (everything per inference; the energy ratio uses this scope on
-  both sides).
-- ops "network": the mapped BNN's on-array multiply-accumulates (sum of fan_in * fan_out) per inference, plus,
-  in the "system" scope only, the readout's MACs; ops "array_peak": every cell of the 128 x 128 array once per
-  classify cycle (2 * 128 * 128 "mac2"), energy per cycle = energy per inference / cycles per inference.
-- area "array": bit-cells; area "macro": cells + WLDACs + comparators + periphery.
-"""
+"""The energy study of notebook 06: one parameter set, one mapped network and a batch of MNIST test images tied
+to the chip model: it runs the chip (accuracy and bit-line swings from the same run), evaluates the in-memory
+energy and the digital baseline, and does the sensitivity (tornado), the swing sweep (accuracy vs energy) and the
+inverse analysis."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
+import torch
 
-from . import area as _area
-from . import claims as _claims
+from ..analysis.sensitivity import _evaluable_upper, solve_parameter
+from ..validate import check_bool, check_choice, check_int
+from . import activity as A
+from . import digital as D
 from . import energy as E
-from .validate import check_bool, check_choice, check_int
-
-# The paper's claims live in one place, ibnn.claims (Zhang & Verma, JETCAS 2019; DESIGN.md section 1).
-PAPER = _claims.PAPER
-
-ENERGY_SCOPES = ("array", "macro", "system")
-AREA_SCOPES = ("array", "macro")
-OP_BASES = ("network", "array_peak")
-
-
-def tops_per_w_table(imc: dict, layer_shapes, input_bits: int = 5, readout: dict | None = None, rows: int = 128,
-                     cols: int = 128) -> dict:
-    """TOPS/W for every op basis x op definition x energy scope, from an `imc_inference_energy` result
-    (keys n_cycles, array_J, macro_J, total_J); readout: kwargs of `energy.readout_energy` (its MACs count in
-    the "system" scope only)."""
-    n_cycles = check_int("n_cycles", imc["n_cycles"], 1)
-    energies = {"array": imc["array_J"], "macro": imc["macro_J"], "system": imc["total_J"]}
-    ro = readout or {"kind": "none", "n_in": 1, "n_classes": 2}
-    out: dict = {}
-    for basis in OP_BASES:
-        out[basis] = {}
-        for d in E.OP_DEFINITIONS:
-            extra = E.readout_ops(d, ro["kind"], ro.get("n_in", 1), ro.get("n_classes", 2))
-            if basis == "network":
-                ops, per = E.ops_per_inference(d, layer_shapes, input_bits), 1
-            else:
-                ops, per = E.array_ops_per_cycle(d, rows, cols, input_bits), n_cycles
-            out[basis][d] = {s: E.tops_per_w(ops + (extra / per if s == "system" else 0.0), energies[s] / per)
-                             for s in ENERGY_SCOPES}
-    return out
-
-
-def tops_per_mm2_table(P, layer_shapes, n_cycles: int, input_bits: int = 5, rows: int = 128,
-                       cols: int = 128) -> dict:
-    """TOPS/mm2 for every op basis x op definition x area scope at the classify clock f_classify
-    (one array evaluation per cycle; the network needs n_cycles cycles per inference)."""
-    n_cycles = check_int("n_cycles", n_cycles, 1)
-    areas = {"array": _area.array_area(P, rows, cols), "macro": _area.macro_area(P, rows, cols)}
-    f = P["f_classify"]
-    out: dict = {}
-    for basis in OP_BASES:
-        out[basis] = {}
-        for d in E.OP_DEFINITIONS:
-            if basis == "network":
-                ops_s = E.ops_per_inference(d, layer_shapes, input_bits) * f / n_cycles
-            else:
-                ops_s = E.throughput_ops_per_s(E.array_ops_per_cycle(d, rows, cols, input_bits), f)
-            out[basis][d] = {s: E.tops_per_mm2(ops_s, areas[s]) for s in AREA_SCOPES}
-    return out
+from . import ops as O
+from .efficiency import AREA_PARAMS, tops_per_w_table
 
 
 def readout_spec(mapping) -> dict:
@@ -100,7 +43,6 @@ class EnergyStudy:
     input_bits: int = field(init=False)
 
     def __post_init__(self):
-        import torch
 
         check_bool("gate_unused_columns", self.gate_unused_columns)
         self.codes = torch.as_tensor(self.codes).to(torch.int64)
@@ -115,7 +57,7 @@ class EnergyStudy:
     def run(self, chip, n: int | None = None):
         """(accuracy, activity) of the mapped network on `chip` for the first n images (default all)."""
         n = len(self.labels) if n is None else check_int("n", n, 1, len(self.labels))
-        pred, act = E.network_activity(self.mapping, chip, self.codes[:n], noise_seed=self.noise_seed)
+        pred, act = A.network_activity(self.mapping, chip, self.codes[:n], noise_seed=self.noise_seed)
         acc = float((pred.cpu() == self.labels[:n]).double().mean())
         return acc, act
 
@@ -123,10 +65,10 @@ class EnergyStudy:
         """IMC and digital energy per inference (J), their breakdowns and the ratio, for parameter set P."""
         luts = self.luts if luts is None else luts
         imc = E.imc_inference_energy(P, activity, self.readout, self.gate_unused_columns, luts)
-        dig = E.digital_inference_energy(P, self.layer_shapes, self.input_bits, self.readout)
+        dig = D.digital_inference_energy(P, self.layer_shapes, self.input_bits, self.readout)
         dig_J = E.total(dig)
         return {"imc": imc, "digital": dig, "imc_J": imc["total_J"], "digital_J": dig_J,
-                "ratio": E.energy_ratio(dig_J, imc["total_J"])}
+                "ratio": O.energy_ratio(dig_J, imc["total_J"])}
 
     def figures(self, P, activity, luts=None) -> dict:
         """The headline numbers of one evaluation: energies (system scope), ratio and peak TOPS/W (mac2 and 1b,
@@ -162,7 +104,7 @@ class EnergyStudy:
                 if name in names_fixed_swing:
                     ends[tag] = self.figures(P2, act0)
                 elif name in names_retimed:
-                    ends[tag] = self.figures(P2, self.run(E.retimed_chip(chip, P2), n)[1])
+                    ends[tag] = self.figures(P2, self.run(A.retimed_chip(chip, P2), n)[1])
                 else:
                     if build_chip is None:
                         raise ValueError("names_rebuilt needs build_chip(P) -> a programmed-ready Chip")
@@ -178,7 +120,7 @@ class EnergyStudy:
         out = []
         for t in t_evals:
             P2 = self.P.replace(t_eval=float(t))
-            acc, act = self.run(E.retimed_chip(chip, P2), n)
+            acc, act = self.run(A.retimed_chip(chip, P2), n)
             f = self.figures(P2, act)
             stats = [a.swing_stats() for a in act]
             out.append({"t_eval_s": float(t), "accuracy": acc, **f,
@@ -207,58 +149,15 @@ class EnergyStudy:
             if name in names_fixed_swing:
                 fn = lambda p: self.figures(p, act0)[figure]  # noqa: E731
             else:
-                fn = lambda p: self.figures(p, self.run(E.retimed_chip(chip, p), n)[1])[figure]  # noqa: E731
+                fn = lambda p: self.figures(p, self.run(A.retimed_chip(chip, p), n)[1])[figure]  # noqa: E731
             hi = _evaluable_upper(self.P, name, fn, lo, hi)
-            v = None if hi is None else E.solve_parameter(self.P, name, fn, target, lo, hi, log=not linear,
+            v = None if hi is None else solve_parameter(self.P, name, fn, target, lo, hi, log=not linear,
                                                           rtol=1e-4)
             inside = None if v is None or e.low is None else bool(e.low <= v <= e.high)
             rows.append({"name": name, "section": e.section, "unit": e.unit, "default": e.value, "low": e.low,
                          "high": e.high, "solution": v, "inside_cited_range": inside,
                          "factor_vs_default": None if v is None or e.value == 0 else v / e.value})
         return rows
-
-
-def _evaluable_upper(P, name: str, fn, lo: float, hi: float) -> float | None:
-    """Shrink hi (geometrically towards lo) until fn(P.replace(name=hi)) evaluates (e.g. an exponent too large
-    for a float); None if nothing above lo does."""
-    for _ in range(60):
-        if hi <= lo:
-            return None
-        try:
-            fn(P.replace(**{name: hi}))
-            return hi
-        except (OverflowError, ValueError, ZeroDivisionError):
-            hi = (math.sqrt(hi * lo) if lo > 0 else 0.5 * (hi + lo)) if hi - lo > 1e-4 * abs(hi) else lo
-    return None
-
-
-def solve_area_parameter(P, name: str, target_tops_per_mm2: float, ops_per_s: float, scope: str = "macro",
-                         span: float = 1e3) -> dict:
-    """The value of area parameter `name` alone that gives `target_tops_per_mm2` at `ops_per_s` (bisection)."""
-    check_choice("scope", scope, ENERGY_SCOPES)
-    e = P.entry(name)
-    fn = lambda p: E.tops_per_mm2(ops_per_s, _area.macro_area(p) if scope == "macro" else _area.array_area(p))  # noqa: E731,E501
-    lo, hi = (e.low or e.value) / span, (e.high or e.value) * span
-    try:
-        v = E.solve_parameter(P, name, fn, target_tops_per_mm2, lo, hi, log=True, rtol=1e-6)
-    except ValueError:
-        v = None
-    return {"name": name, "unit": e.unit, "default": e.value, "low": e.low, "high": e.high, "solution": v,
-            "inside_cited_range": None if v is None or e.low is None else bool(e.low <= v <= e.high),
-            "factor_vs_default": None if v is None else v / e.value}
-
-
-def finite_or_none(x):
-    """For results: None stays None, finite floats pass, anything else raises."""
-    if x is None:
-        return None
-    x = float(x)
-    if not math.isfinite(x):
-        raise ValueError(f"value {x!r} is not finite")
-    return x
-
-
-AREA_PARAMS = ("a_cell", "a_wldac", "a_comparator", "periphery_overhead")
 
 
 def energy_params(P) -> list[str]:

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
-from . import params as _params
-from .validate import check_nonneg, check_positive
+from .. import params as _params
+from ..validate import check_nonneg, check_positive
 
 _ITER = 24
 

@@ -8,8 +8,8 @@ All areas in m2 (`mm2` converts).
 """
 from __future__ import annotations
 
-from . import params as _params
-from .validate import check_int, check_nonneg, check_positive
+from .. import params as _params
+from ..validate import check_int, check_nonneg, check_positive
 
 AREA_COMPONENTS = ("cells", "wldac", "comparator", "periphery")
 

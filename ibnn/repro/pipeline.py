@@ -8,7 +8,7 @@ Each notebook executes into a temporary file that replaces the committed noteboo
 stamp (results/pipeline_stamps.json) is written after that: an interrupted run leaves the previous notebook,
 results and figures in place, and the next run redoes the interrupted notebook.
 
-Usage: python -m ibnn.pipeline [--fast] [--force] [--only STEM ...]
+Usage: python -m ibnn.repro.pipeline [--fast] [--force] [--only STEM ...]
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
+from ..published import PAPER, PAPER_WORDS
 from . import io
 
 CLAIM_IDS = ("baseline_accuracy", "accuracy_drop", "energy_ratio", "tops_per_w", "tops_per_mm2")
@@ -122,16 +123,6 @@ def update_readme(path: Path, table: str) -> bool:
 
 
 # --- the paper's figures (Zhang & Verma, JETCAS 2019, doi 10.1109/JETCAS.2019.2912352; DESIGN.md section 1) ----
-# These are the paper's words, not reproduced values; every module that compares against the paper reads them here.
-PAPER = {"baseline_accuracy": 0.94, "accuracy_drop": 0.004, "energy_ratio": 26.0, "tops_per_w": 700.0,
-         "tops_per_mm2": 6.0}
-PAPER_WORDS = {
-    "baseline_accuracy": "a reduced BNN that fits the 130-nm prototype reaches 94% on MNIST in software",
-    "accuracy_drop": "mapped on the chip it loses only 0.4%",
-    "energy_ratio": "26x lower energy than a digital implementation of the same network",
-    "tops_per_w": "over 700 TOPS/W",
-    "tops_per_mm2": "6 TOPS/mm2",
-}
 
 
 def rounding(last_digit: float) -> Callable[[Mapping[str, dict]], float]:

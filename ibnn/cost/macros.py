@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-TABLE = Path(__file__).resolve().parent / "data_tables" / "imc_macros.csv"
+TABLE = Path(__file__).resolve().parents[1] / "data_tables" / "imc_macros.csv"
 COLUMNS = ("key", "authors", "title", "venue", "year", "doi", "tech_nm", "memory", "cell", "input_bits_bank",
            "weight_bits_bank", "supply_V", "tops_per_w_1b", "tops_per_mm2_1b", "headline_reported",
            "numbers_from")

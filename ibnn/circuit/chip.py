@@ -32,57 +32,34 @@ decision = +1 iff dot >= theta, dV = dot x volts_per_lsb, so decisions equal sig
 """
 from __future__ import annotations
 
-import contextlib
-import math
-import os
-from dataclasses import dataclass, fields
-
 import numpy as np
 import torch
 
-from . import params as _params
-from .bitcell import BitCell
+from .. import params as _params
+from ..repro.device import default_device, elementwise_threads, torch_threads
+from ..validate import check_int, check_nonneg, check_positive
+from .cellmodel import cell_model
 from .column import REFERENCE_CODE, DrainLaw, decide, discharge
-from .device import default_device
-from .validate import check_int, check_nonneg, check_positive
-from .wldac import WLDAC
+from .nonideal import Nonidealities
+
 
 RANK_MAX = 6              # most terms of the per-row separable approximation
+
+
 RANK_TOL = 0.01           # LSB: bound on the Frobenius residual of each row's table (so on any single cell)
-D_SIGMAS = 6.0            # dVt grid half-width in sigma
-D_STEP = 1.5e-3           # V, dVt grid step
-V_STEP = 1.25e-3          # V, word-line grid step
-X_STEP = 0.25e-3          # V, gate-overdrive grid step (compression = 1)
+
+
 CHUNK = 2048              # inputs per chunk (fixed, so noise streams do not depend on the chip grouping)
+
+
 GROUP_BYTES = 64 << 20    # memory budget of one group of chips in one chunk
-
-
-@dataclass(frozen=True)
-class Nonidealities:
-    """Scales of each nonideality: 0 off, 1 the magnitude in the parameter set, > 1 exaggerated."""
-
-    cell_mismatch: float = 1.0
-    dac_mismatch: float = 1.0
-    comparator_offset: float = 1.0
-    noise: float = 1.0
-    compression: float = 1.0
-
-    def __post_init__(self):
-        for f in fields(self):
-            check_nonneg(f"Nonidealities.{f.name}", getattr(self, f.name))
-
-    @classmethod
-    def ideal(cls) -> "Nonidealities":
-        return cls(0.0, 0.0, 0.0, 0.0, 0.0)
-
-    @property
-    def is_ideal(self) -> bool:
-        return all(getattr(self, f.name) == 0 for f in fields(self))
 
 
 _POSITIVE = ("vdd", "c_bl", "t_eval", "cell_lsb_current", "replica_ratio", "dac_unit_current", "kp_n",
              "thermal_voltage", "slope_factor", "w_access", "l_access", "w_pulldown", "array_rows", "array_cols",
              "input_bits")
+
+
 _NONNEG = ("sigma_vt_cell", "sigma_beta_cell", "sigma_dac_unit", "comp_offset_sigma", "comp_noise_sigma", "dibl",
            "clm")
 
@@ -102,32 +79,6 @@ def _chip_generator(seed: int, k: int, stream: int = 0) -> torch.Generator:
     return g
 
 
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Temporarily run torch ops with n intra-op threads (None: leave as is)."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _elementwise_threads() -> int | None:
-    """Threads for the chip's elementwise work on the CPU: IBNN_ELEMENTWISE_THREADS (default 1). The elementwise
-    steps (gathers, the closed-form discharge, comparisons) are memory-bound and, on a shared 2-core machine,
-    OpenMP's barrier waits make them ~10x slower with 2 threads than with 1; matrix products keep torch's setting."""
-    env = os.environ.get("IBNN_ELEMENTWISE_THREADS")
-    if env in (None, ""):
-        return 1
-    if env == "auto":
-        return None
-    return check_int("IBNN_ELEMENTWISE_THREADS", int(env) if env.isdigit() else env, 1)
-
-
 def _eigh_small(g: torch.Tensor):
     """Batched eigh of many small (32 x 32) matrices in one thread: LAPACK's threading only adds overhead at this
     size (10x slower on a loaded 2-core machine)."""
@@ -137,93 +88,6 @@ def _eigh_small(g: torch.Tensor):
         return torch.linalg.eigh(g)
     finally:
         torch.set_num_threads(n)
-
-
-def _grid_index(grid_start: float, step: float, n: int, x: torch.Tensor):
-    t = ((x - grid_start) / step).clamp(0, n - 1)
-    i = t.floor().long().clamp(0, max(n - 2, 0))
-    return i, (t - i)
-
-
-class CellModel:
-    """Start-of-pulse cell current G(V_WL, dVt) (A) of a parameter set and compression scale s:
-    G = (1 - s) I_cell(V, V_D = V; d) + s I_cell(V, V_D = VDD; d), tabulated on a fine (V, d) grid and bilinearly
-    interpolated (relative interpolation error ~2e-4: grid steps 1.25 mV x 1.5 mV against the 36-mV e-fold of the
-    weak-inversion current); for s = 1 a 1-D table in V - d (see __init__)."""
-
-    def __init__(self, params: _params.ParamSet, compression: float, sigma_vt: float):
-        self.cell = BitCell(params)
-        self.dac = WLDAC(params, self.cell)
-        self.s = float(compression)
-        self.vdd = params["vdd"]
-        vmax = min(self.vdd, float(self.dac.word_line_voltage(torch.tensor(
-            self.dac.unit_current * (2 ** self.dac.bits - 1) * 1.5))) + 0.05)
-        nv = int(math.ceil(vmax / V_STEP)) + 1
-        self.v_grid = torch.linspace(0.0, (nv - 1) * V_STEP, nv, dtype=torch.float64)
-        self.sigma_vt = float(sigma_vt)
-        if self.sigma_vt > 0:
-            half = int(math.ceil(D_SIGMAS * sigma_vt / D_STEP))
-            self.d_grid = torch.arange(-half, half + 1, dtype=torch.float64) * D_STEP
-        else:
-            self.d_grid = torch.zeros(1, dtype=torch.float64)
-        # s = 1 (the default): G(V, d) = I_cell(V, VDD; d) depends on V - d only (gate drive over the access
-        # device's threshold), so a 1-D table in x = V - d on a 0.25-mV grid is exact to ~1e-5 and cheap.
-        # Otherwise the drain (V_D = V) breaks that symmetry and the 2-D (V, d) table is used.
-        if self.s == 1:
-            x0 = float(self.v_grid[0] - self.d_grid[-1])
-            nx = int(math.ceil((float(self.v_grid[-1] - self.d_grid[0]) - x0) / X_STEP)) + 2
-            self.x_grid = x0 + torch.arange(nx, dtype=torch.float64) * X_STEP
-            self.h_table = self.cell.current(self.x_grid, self.vdd)                       # I(V - d, VDD; 0)
-            self.table = None
-        else:
-            self.x_grid = self.h_table = None
-            self.table = self.g(self.v_grid[:, None], self.d_grid[None, :])              # (V, d) A
-        codes = torch.arange(2 ** self.dac.bits)
-        self.nominal = self.g(self.dac.code_to_vwl(codes), 0.0)                           # (codes,) A
-        c = codes.to(torch.float64)
-        if self.s == 0:
-            self.i_lsb = self.dac.unit_current / self.dac.ratio
-        else:
-            self.i_lsb = float((c * self.nominal).sum() / (c * c).sum())
-
-    def g(self, v_wl, dvt) -> torch.Tensor:
-        """Exact G(V, d) in A (series-stack solve)."""
-        v_wl = torch.as_tensor(v_wl, dtype=torch.float64)
-        out = 0.0
-        if self.s != 1:
-            out = out + (1 - self.s) * self.cell.current(v_wl, v_wl, dvt)
-        if self.s != 0:
-            out = out + self.s * self.cell.current(v_wl, self.vdd, dvt)
-        return torch.as_tensor(out, dtype=torch.float64)
-
-    def interp(self, v_wl, dvt) -> torch.Tensor:
-        """G(V, d) by bilinear interpolation of the table (broadcast)."""
-        v_wl, dvt = torch.broadcast_tensors(torch.as_tensor(v_wl, dtype=torch.float64),
-                                            torch.as_tensor(dvt, dtype=torch.float64))
-        if self.h_table is not None:
-            ix, tx = _grid_index(float(self.x_grid[0]), X_STEP, len(self.x_grid), v_wl - dvt)
-            return self.h_table[ix] * (1 - tx) + self.h_table[ix + 1] * tx
-        iv, tv = _grid_index(0.0, V_STEP, len(self.v_grid), v_wl)
-        if len(self.d_grid) == 1:
-            t = self.table[:, 0]
-            return t[iv] * (1 - tv) + t[iv + 1] * tv
-        id_, td = _grid_index(float(self.d_grid[0]), D_STEP, len(self.d_grid), dvt)
-        t = self.table
-        return ((t[iv, id_] * (1 - td) + t[iv, id_ + 1] * td) * (1 - tv)
-                + (t[iv + 1, id_] * (1 - td) + t[iv + 1, id_ + 1] * td) * tv)
-
-
-_MODEL_CACHE: dict = {}
-
-
-def cell_model(params: _params.ParamSet, compression: float, sigma_vt: float) -> CellModel:
-    """CellModel, cached per (parameter values, compression, sigma_vt) within the process."""
-    key = (tuple(sorted(params.values().items())), float(compression), float(sigma_vt))
-    if key not in _MODEL_CACHE:
-        if len(_MODEL_CACHE) > 8:
-            _MODEL_CACHE.clear()
-        _MODEL_CACHE[key] = CellModel(params, compression, sigma_vt)
-    return _MODEL_CACHE[key]
 
 
 class Chip:
@@ -261,7 +125,7 @@ class Chip:
             self.model.dac.code_to_vwl(torch.tensor(REFERENCE_CODE)), v), self.vdd)
         self.drain_law = law.scaled(ni.compression)
         self.noise_sigma = P["comp_noise_sigma"] * ni.noise
-        with torch_threads(_elementwise_threads()):
+        with torch_threads(elementwise_threads()):
             self._draw()
         self.weights = None
 
@@ -397,7 +261,7 @@ class Chip:
         if self.nonideal.is_ideal:
             return self._evaluate_ideal(codes, theta, return_dv)
         outer_threads = torch.get_num_threads()
-        with torch_threads(_elementwise_threads() if dev.type == "cpu" else None):
+        with torch_threads(elementwise_threads() if dev.type == "cpu" else None):
             return self._evaluate_physical(codes, theta, return_dv, noise_seed, outer_threads)
 
     def _evaluate_physical(self, codes, theta, return_dv, noise_seed, outer_threads):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .validate import check_nonneg, check_positive
+from ..validate import check_nonneg, check_positive
 
 REFERENCE_CODE = 16
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import torch
 
-from . import params as _params
+from .. import params as _params
 from .bitcell import BitCell
-from .validate import check_int, check_nonneg
+from ..validate import check_int, check_nonneg
 
 _GRID = 4097
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from .validate import check_choice
+from ..validate import check_choice
 
 PROFILES = ("full", "fast")
 
@@ -13,14 +13,14 @@ def resolve_profile(profile: str) -> str:
 
     The environment variable IBNN_PROFILE, when set, overrides the notebook parameter (make test sets it).
     """
-    from . import io
+    from . import provenance
 
     env = os.environ.get("IBNN_PROFILE")
     if env:
         profile = check_choice("IBNN_PROFILE", env, PROFILES)
     else:
         profile = check_choice("profile", profile, PROFILES)
-    io.set_profile(profile)
+    provenance.set_profile(profile)
     return profile
 
 

@@ -1,0 +1,226 @@
+"""Energy of the in-memory classifier, per classify cycle and per inference, from the one parameter set.
+
+Circuit constants (supply, bit-line capacitance, discharge time, ...) come from the circuit section
+(circuit.toml), the energy-only constants (word-line capacitance, comparator energy, control) from energy.toml.
+All energies in joules, capacitances in farads, voltages in volts, currents in amperes, times in seconds.
+
+Per classify cycle (one on-array layer = one cycle, weights stationary):
+
+- ``bitline``:   every bit-line that discharged by dV is recharged from VDD: E = C_BL * VDD * dV, summed over
+                 all bit-lines (BL and BLB of every column). The drops are an input: they come from the chip model
+                 on real inputs (`ibnn.cost.activity`).
+- ``wordline``:  every active row (code > 0) charges its word line to V_WL(code):
+                 E = C_WL * V_WL * (f * VDD + (1 - f) * V_WL), f = wl_drive_from_vdd (1: charge drawn from VDD).
+- ``wldac``:     static current of every active WLDAC, (I_DAC(code) + I_bias) * VDD * (t_wl_settle + t_eval).
+- ``comparator``: one decision per read column, e_comparator each.
+- ``control``:   precharge/equalise/clock gates per precharged column (c_ctrl_per_col * VDD^2) + e_control_cycle.
+- ``input_register``: the row inputs latched into the WLDACs (bits * e_reg_bit).
+The digital readout (vote counters or a digital last layer) is added once per inference (`ibnn.cost.digital`).
+
+Unused columns: the chip model evaluates all 128 columns, and an ungated array discharges (and so recharges) the
+bit-lines of every column whose cells sit on an active row. The default counts all 128 columns (no gating); with
+``gate_unused_columns=True`` only the columns a layer uses are precharged and read.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .. import params as _params
+from ..circuit.wldac import WLDAC
+from ..validate import check_bool, check_int, check_nonneg, check_positive, check_real
+from .digital import readout_energy, register_energy, sum_breakdowns
+
+
+IMC_COMPONENTS = ("bitline", "wordline", "wldac", "comparator", "control", "input_register")
+
+
+# Names of the circuit constants this module needs, and the names they may carry in circuit.toml.
+CIRCUIT_NAMES: dict[str, tuple[str, ...]] = {
+    "vdd": ("vdd",),
+    "c_bl": ("c_bl", "c_bitline"),
+    "t_eval": ("t_eval", "t_discharge", "t_wl"),
+}
+
+
+def circuit_value(P, key: str) -> float:
+    """The circuit constant `key` ("vdd", "c_bl", "t_eval") from the circuit section of the parameter set."""
+    for name in CIRCUIT_NAMES[key]:
+        if name in P:
+            return P[name]
+    raise KeyError(f"circuit constant {key!r} not in the parameter set (looked for {list(CIRCUIT_NAMES[key])} "
+                   f"in circuit.toml)")
+
+
+def _params_or_default(P):
+    return _params.load() if P is None else P
+
+
+def _array(name: str, x, nonneg: bool = True, upper: float | None = None) -> np.ndarray:
+    """x as a float64 array, checked finite (and >= 0, and <= upper)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    a = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains non-finite values; accepted: finite numbers in "
+                         f"{'[0, ' if nonneg else '(-inf, '}{'inf' if upper is None else upper}]")
+    if nonneg and a.size and a.min() < 0:
+        raise ValueError(f"{name} has a negative entry ({a.min()!r}); accepted: finite numbers in "
+                         f"[0, {'inf' if upper is None else upper}]")
+    if upper is not None and a.size and a.max() > upper * (1 + 1e-9):
+        raise ValueError(f"{name} has an entry {a.max()!r} above {upper}; accepted: finite numbers in "
+                         f"[0, {upper}]")
+    return a
+
+
+def bitline_energy(drops_V, c_bl: float, vdd: float) -> float:
+    """Energy (J) to recharge bit-lines that fell by `drops_V` (V, any shape, summed): C_BL * VDD * sum(dV).
+
+    A bit-line cannot fall more than VDD: drops must lie in [0, VDD].
+    """
+    c_bl = check_positive("c_bl", c_bl)
+    vdd = check_positive("vdd", vdd)
+    d = _array("drops_V", drops_V, upper=vdd)
+    return float(c_bl * vdd * d.sum())
+
+
+def wordline_energy(v_wl_V, c_wl: float, vdd: float, drive_from_vdd: float = 1.0) -> float:
+    """Energy (J) to charge word lines to `v_wl_V` (V, one entry per active row, summed).
+
+    E = C_WL * V_WL * (f * VDD + (1 - f) * V_WL): the charge C_WL*V_WL drawn from VDD (f = 1) or from a supply at
+    V_WL (f = 0, C_WL*V_WL^2).
+    """
+    c_wl = check_positive("c_wl", c_wl)
+    vdd = check_positive("vdd", vdd)
+    f = check_real("drive_from_vdd", drive_from_vdd, 0.0, 1.0)
+    v = _array("v_wl_V", v_wl_V, upper=vdd)
+    return float(np.sum(c_wl * v * (f * vdd + (1 - f) * v)))
+
+
+def wldac_energy(i_dac_A, t_on: float, vdd: float, i_bias: float = 0.0) -> float:
+    """Static energy (J) of active WLDACs: sum over active rows of (I_DAC + I_bias) * VDD * t_on."""
+    t_on = check_positive("t_on", t_on)
+    vdd = check_positive("vdd", vdd)
+    i_bias = check_nonneg("i_bias", i_bias)
+    i = _array("i_dac_A", i_dac_A)
+    return float(((i + i_bias) * vdd * t_on).sum())
+
+
+def comparator_energy(n_decisions, e_comparator: float) -> float:
+    """Energy (J) of `n_decisions` comparator decisions at `e_comparator` J each."""
+    n = check_nonneg("n_decisions", n_decisions)
+    return float(n * check_positive("e_comparator", e_comparator))
+
+
+def control_energy(n_columns, c_ctrl_per_col: float, vdd: float, e_fixed: float) -> float:
+    """Energy (J) of per-column control gates (C * VDD^2 per precharged column) plus a fixed per-cycle energy."""
+    n = check_nonneg("n_columns", n_columns)
+    c = check_positive("c_ctrl_per_col", c_ctrl_per_col)
+    vdd = check_positive("vdd", vdd)
+    return float(n * c * vdd ** 2 + check_nonneg("e_control_cycle", e_fixed))
+
+
+
+def cycle_energy(P=None, *, bl_drops_V, codes, v_wl_lut_V, i_dac_lut_A, input_bits: int,
+                 columns: Sequence[int] | None = None, gate_unused_columns: bool = False,
+                 register_bits: int | None = None) -> dict[str, float]:
+    """Mean energy (J) per classify cycle of the array, by component (IMC_COMPONENTS), over a batch.
+
+    bl_drops_V: (B, n_columns, 2) drops of BL and BLB (V) for every column the chip model evaluated (or
+        (B, n_columns) with the two drops already summed per column). Recharge energy C_BL * VDD * sum(dV).
+    codes: (B, rows) integer word-line codes of this cycle (0 = row off).
+    v_wl_lut_V, i_dac_lut_A: word-line voltage (V) and WLDAC output current (A) for each code 0..2**bits-1.
+    input_bits: bits per row input latched in this cycle (5 for the first layer, 1 for +-1 activations).
+    columns: the columns this layer uses (default: all). With gate_unused_columns only these are precharged and
+        read; otherwise every evaluated column is (default, the chip as built).
+    register_bits: flip-flop bits latched for this cycle's row inputs (default: input_bits per active row; the
+        mapped network passes fan_in * input_bits: the input register is clocked whole).
+    """
+    P = _params_or_default(P)
+    gate = check_bool("gate_unused_columns", gate_unused_columns)
+    input_bits = check_int("input_bits", input_bits, 1, 16)
+    vdd, c_bl, t_eval = circuit_value(P, "vdd"), circuit_value(P, "c_bl"), circuit_value(P, "t_eval")
+    drops = _array("bl_drops_V", bl_drops_V, upper=2 * vdd)
+    if drops.ndim == 2:          # BL + BLB already summed per column: each line <= VDD, the pair <= 2 VDD
+        drops = drops[..., None]
+    elif drops.ndim == 3:
+        _array("bl_drops_V", drops, upper=vdd)
+    if drops.ndim != 3 or drops.shape[-1] not in (1, 2):
+        raise ValueError(f"bl_drops_V must have shape (B, n_columns, 2) or (B, n_columns); got {drops.shape}")
+    B, n_cols = drops.shape[:2]
+    if columns is not None:
+        cols = np.asarray(list(columns), dtype=np.int64)
+        if cols.size and (cols.min() < 0 or cols.max() >= n_cols):
+            raise ValueError(f"columns must lie in [0, {n_cols - 1}]; got [{cols.min()}, {cols.max()}]")
+    else:
+        cols = np.arange(n_cols)
+    if gate:
+        drops = drops[:, cols]
+    n_read = drops.shape[1]
+    c = np.asarray(codes.detach().cpu().numpy() if hasattr(codes, "detach") else codes)
+    if c.ndim != 2 or c.shape[0] != B:
+        raise ValueError(f"codes must have shape (B={B}, rows); got {c.shape}")
+    v_lut = _array("v_wl_lut_V", v_wl_lut_V, upper=vdd)
+    i_lut = _array("i_dac_lut_A", i_dac_lut_A)
+    if c.min() < 0 or c.max() >= len(v_lut) or len(i_lut) != len(v_lut):
+        raise ValueError(f"codes must lie in [0, {len(v_lut) - 1}] and both look-up tables have one entry per "
+                         f"code; got codes in [{c.min()}, {c.max()}], tables {len(v_lut)}, {len(i_lut)}")
+    active = c > 0
+    v_active = v_lut[c][active]
+    i_active = i_lut[c][active]
+    t_on = P.t_wl_settle + t_eval
+    # Per-cycle means: the batch sums divided by B.
+    out = {
+        "bitline": c_bl * vdd * float(drops.sum()) / B,          # checked above: finite, >= 0, <= VDD per line
+        "wordline": wordline_energy(v_active, _c_wl(P, n_cols), vdd, P.wl_drive_from_vdd) / B,
+        "wldac": wldac_energy(i_active, t_on, vdd, P.wldac_bias_current) / B,
+        "comparator": comparator_energy(n_read, P.e_comparator),
+        "control": control_energy(n_read, P.c_ctrl_per_col, vdd, P.e_control_cycle),
+        "input_register": (register_energy(active.sum() * input_bits, P.e_reg_bit) / B if register_bits is None
+                           else register_energy(check_int("register_bits", register_bits, 0), P.e_reg_bit)),
+    }
+    return out
+
+
+def _c_wl(P, cols: int = 128) -> float:
+    """Word-line capacitance (F) of one row of `cols` cells (a word line spans the whole array, gated or not)."""
+    return P.c_wl_per_cell * cols
+
+
+
+def total(breakdown: Mapping[str, float]) -> float:
+    """Sum (J) of a breakdown; every component must be finite and >= 0."""
+    return float(sum(check_nonneg(f"energy component {k!r}", v) for k, v in breakdown.items()))
+
+
+def wldac_luts(P=None) -> tuple[np.ndarray, np.ndarray]:
+    """Nominal word-line voltage (V) and WLDAC output current (A) for every code 0..2**bits-1 (ibnn.wldac)."""
+
+
+    P = _params_or_default(P)
+    dac = WLDAC(P)
+    codes = torch.arange(dac.max_code + 1)
+    return dac.code_to_vwl(codes).numpy(), dac.dac_current(codes).numpy()
+
+
+def imc_inference_energy(P, activity: Sequence, readout: Mapping | None = None,
+                         gate_unused_columns: bool = False, luts=None) -> dict:
+    """Energy (J) per inference on the in-memory chip: one classify cycle per layer plus the digital readout.
+
+    Returns {"per_layer": [breakdown per cycle], "breakdown": summed breakdown incl. "readout",
+    "total_J" (system: everything per inference), "macro_J" (the in-memory macro: everything but the digital
+    readout), "array_J" (bit-lines + word lines + WLDACs: the array alone), "n_cycles"}."""
+    P = _params_or_default(P)
+    v_lut, i_lut = wldac_luts(P) if luts is None else luts
+    per_layer = [cycle_energy(P, bl_drops_V=a.drops, codes=a.codes, v_wl_lut_V=v_lut, i_dac_lut_A=i_lut,
+                              input_bits=a.input_bits, columns=a.columns,
+                              gate_unused_columns=gate_unused_columns, register_bits=a.register_bits)
+                 for a in activity]
+    bd = sum_breakdowns(per_layer)
+    bd.update(readout_energy(P, **(readout or {"kind": "none"})))
+    array_J = bd["bitline"] + bd["wordline"] + bd["wldac"]
+    tot = total(bd)
+    return {"per_layer": per_layer, "breakdown": bd, "total_J": tot, "macro_J": tot - bd["readout"],
+            "array_J": array_J, "n_cycles": len(per_layer)}

@@ -1,0 +1,138 @@
+"""The folded, hardware-facing network: integer thresholds, +-1 weights, and the digital readouts.
+
+`FoldedLayer(weight int8 (fan_in, fan_out) in {-1,+1}, theta int64 (fan_out,))`: out = +1 iff x @ weight >= theta
+(ties +1). `fold(model)` turns a trained `BNN` into a `FoldedBNN` that predicts exactly as the trained model.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .binary import BNN, BinaryLayer, N_CLASSES, binarize, bn_threshold, model_meta
+
+
+@dataclass
+class FoldedLayer:
+    """out = +1 iff x @ weight >= theta (ties +1), else -1. weight int8 (fan_in, fan_out) in {-1,+1}."""
+    weight: torch.Tensor
+    theta: torch.Tensor
+
+    def __post_init__(self):
+        self.weight = torch.as_tensor(self.weight).to(torch.int8)
+        self.theta = torch.as_tensor(self.theta).to(torch.int64)
+        if self.weight.ndim != 2 or not bool(((self.weight == 1) | (self.weight == -1)).all()):
+            raise ValueError("FoldedLayer weight must be a 2-D tensor of +-1")
+        if self.theta.shape != (self.weight.shape[1],):
+            raise ValueError(f"theta has shape {tuple(self.theta.shape)}; expected ({self.weight.shape[1]},)")
+
+    @property
+    def fan_in(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def fan_out(self) -> int:
+        return self.weight.shape[1]
+
+    def preact(self, x) -> torch.Tensor:
+        """x @ weight as exact integers (int64); x integer codes or +-1."""
+        x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+        return (x.double() @ self.weight.double()).round().to(torch.int64)   # exact: |sum| << 2**53
+
+    def __call__(self, x) -> torch.Tensor:
+        return torch.where(self.preact(x) >= self.theta, 1, -1).to(torch.int8)
+
+
+@dataclass
+class DigitalReadout:
+    """label = argmax(a @ weight + bias) (first index on ties); weight int8 (n, classes) +-1, bias int64."""
+    weight: torch.Tensor
+    bias: torch.Tensor
+    kind: str = "digital"
+
+    def __post_init__(self):
+        self.weight = torch.as_tensor(self.weight).to(torch.int8)
+        self.bias = torch.as_tensor(self.bias).to(torch.int64)
+
+    def scores(self, a) -> torch.Tensor:
+        return (torch.as_tensor(a).double() @ self.weight.double()).round().to(torch.int64) + self.bias
+
+    def predict(self, a) -> torch.Tensor:
+        return torch.argmax(self.scores(a), dim=1)
+
+
+@dataclass
+class VoteReadout:
+    """label = argmax over classes of the count of +1s in the class's `votes` adjacent columns (first on ties)."""
+    votes: int
+    n_classes: int = N_CLASSES
+    kind: str = "vote"
+
+    def scores(self, a) -> torch.Tensor:
+        a = torch.as_tensor(a)
+        return (a > 0).reshape(a.shape[0], self.n_classes, self.votes).sum(-1).to(torch.int64)
+
+    def predict(self, a) -> torch.Tensor:
+        return torch.argmax(self.scores(a), dim=1)
+
+
+@dataclass
+class FoldedBNN:
+    layers: list
+    readout: object
+    meta: dict = field(default_factory=dict)
+
+    def hidden(self, codes) -> list[torch.Tensor]:
+        """The +-1 int8 outputs of every on-array layer."""
+        out, x = [], codes
+        for layer in self.layers:
+            x = layer(x)
+            out.append(x)
+        return out
+
+    def predict(self, codes) -> torch.Tensor:
+        return self.readout.predict(self.hidden(codes)[-1])
+
+
+def fold_layer(layer: BinaryLayer) -> FoldedLayer:
+    """Fold BN into an integer threshold; a negative BN gain flips the column's weights and threshold."""
+    w = layer.binary_weight().to(torch.int64)
+    t, d, beta_pos = bn_threshold(layer.bn, layer.bound)
+    big = int(layer.bound)
+    theta = torch.where(d > 0, torch.ceil(t), torch.ceil(-t)).to(torch.int64)       # z >= t | -z >= -t
+    theta = torch.where(d == 0, torch.where(beta_pos, -big, big), theta)            # constant +1 | -1
+    w = torch.where((d < 0)[None, :], -w, w)
+    return FoldedLayer(w.to(torch.int8), theta)
+
+
+def fold(model: BNN, meta: dict | None = None) -> FoldedBNN:
+    """The integer, hardware-facing form of a trained `model` (predicts exactly as model.predict)."""
+    layers = [fold_layer(l) for l in model.layers]
+    if model.readout_kind == "digital":
+        readout = DigitalReadout(binarize(model.head.weight.detach()), torch.round(model.head.bias.detach()))
+    else:
+        readout = VoteReadout(model.head.votes, model.head.n_classes)
+    full = model_meta(model)
+    full["flipped"] = [int((l.bn.weight.detach() < 0).sum()) for l in model.layers]
+    full.update(meta or {})
+    return FoldedBNN(layers, readout, full)
+
+
+def threshold_summary(folded: FoldedBNN, bits: int | None = None) -> list[dict]:
+    """Per on-array layer: theta range, median |theta|, number of columns flipped by a negative BN gain (from
+    the fold's metadata; None if unknown) and the bias rows a threshold needs when realised with rows driven at
+    full-scale code: ceil(max|theta| / (2**bits - 1)). `input_max` is the largest input of the layer."""
+    bits = bits if bits is not None else int(folded.meta.get("bits", 5))
+    full = 2 ** bits - 1
+    out = []
+    for i, layer in enumerate(folded.layers):
+        th = layer.theta
+        drive = full if i == 0 else 1
+        out.append({"theta_min": int(th.min()), "theta_max": int(th.max()),
+                    "abs_theta_median": float(th.abs().double().median()),
+                    "flipped": folded.meta.get("flipped", [None] * len(folded.layers))[i],
+                    "bias_rows_full_scale": int(math.ceil(int(th.abs().max()) / full)),
+                    "input_max": drive})
+    return out
