@@ -15,7 +15,10 @@ import time
 
 import torch
 
+from ibnn import params
 from ibnn.circuit.chip import Chip
+
+P = params.load()
 
 
 def best_of(fn, repeat: int = 3) -> float:
@@ -51,7 +54,7 @@ def main() -> int:
     print(f"ideal product {B}x128 @ 128x128: int64 {t_int64 * 1e3:.1f} ms, int32 {t_int32 * 1e3:.1f} ms, "
           f"float32 {t_f32 * 1e3:.1f} ms")
 
-    chip = Chip(n_chips=1, seed=0, device=dev).program(w)
+    chip = Chip(P, n_chips=1, seed=0, device=dev).program(w)
     chip.evaluate(codes[:64], noise_seed=0)                    # warm-up
     t_chip = best_of(lambda: chip.evaluate(codes, noise_seed=1))
     ratio = t_chip / t_int64
@@ -59,7 +62,7 @@ def main() -> int:
           f"product (target <= 3x); {t_chip / t_int32:.2f}x int32, {t_chip / t_f32:.2f}x float32")
 
     t0 = time.perf_counter()
-    chips = Chip(n_chips=args.n_chips, seed=1, device=dev).program(w)
+    chips = Chip(P, n_chips=args.n_chips, seed=1, device=dev).program(w)
     t_draw = time.perf_counter() - t0
     t1 = time.perf_counter()
     dec = chips.evaluate(codes, noise_seed=2)

@@ -4,11 +4,12 @@ import sys
 import time
 
 import numpy as np
-import torch  # noqa: F401  (imported first so the timings below exclude it)
+import torch  # imported first so the timings below exclude it
 
 from ibnn import params
 from ibnn.analysis import sensitivity
-from ibnn.cost import activity, area, digital, energy, ops
+from ibnn.circuit.chip import Chip, Nonidealities
+from ibnn.cost import activity, area, digital, energy
 
 
 def main() -> int:
@@ -27,10 +28,6 @@ def main() -> int:
     for _ in range(100):
         digital.digital_inference_energy(P, [(81, 64), (64, 40)], 5, {"kind": "vote", "n_in": 40, "n_classes": 10})
     t_dig = (time.perf_counter() - t0) / 100
-    import torch
-
-    from ibnn.circuit.chip import Chip, Nonidealities
-
     t0 = time.perf_counter()
     chip = Chip(P, n_chips=1, seed=0, nonideal=Nonidealities(cell_mismatch=0.0))
     t_chip = time.perf_counter() - t0
@@ -40,11 +37,11 @@ def main() -> int:
     activity.bitline_drops(chip, wl)
     t_drops = time.perf_counter() - t0
     t0 = time.perf_counter()
-    chip.evaluate(wl, return_dv=True, noise_seed=0)
+    chip.evaluate(wl, noise_seed=0, dv=True)
     t_eval = time.perf_counter() - t0
     t0 = time.perf_counter()
     fig = lambda p: area.macro_area(p)  # noqa: E731
-    sensitivity.tornado(P, P.ranged("energy"), fig)
+    sensitivity.tornado(P, P.ranged("energy"), lambda p, name: fig(p))
     t_tor = time.perf_counter() - t0
     print(f"wldac look-up tables: {t_lut * 1e3:.1f} ms")
     print(f"cycle_energy, batch {B}: {t_cycle * 1e3:.1f} ms ({energy.total(bd) * 1e12:.1f} pJ per cycle)")

@@ -11,9 +11,12 @@ import time
 
 import torch
 
-from ibnn.repro import io
+from ibnn import params
 from ibnn.circuit.chip import Chip
 from ibnn.mapping import map_network
+from ibnn.repro import io
+
+P = params.load()
 
 
 def _network():
@@ -48,11 +51,11 @@ def main(argv=None):
     codes, csrc = _codes(a.images)
     print(f"network: {src}; inputs: {csrc} ({codes.shape[0]} images); torch threads {torch.get_num_threads()}")
     t0 = time.perf_counter()
-    m = map_network(net)
+    m = map_network(net, P)
     t1 = time.perf_counter()
-    chip = Chip(n_chips=a.chips, seed=1000)
+    chip = Chip(P, n_chips=a.chips, seed=1000)
     t2 = time.perf_counter()
-    labels = m.run(chip, codes, noise_seed=1)
+    labels = m.run(chip, codes, noise_seed=1).labels
     t3 = time.perf_counter()
     print(f"map_network: {t1 - t0:.2f} s; Chip({a.chips} chips): {t2 - t1:.2f} s; "
           f"run {a.chips} chips x {codes.shape[0]} images: {t3 - t2:.2f} s "

@@ -3,7 +3,7 @@
 Usage: .venv/bin/python benchmarks/bench_train.py [--seed 0] [--epochs N] [--threads 1]
 Prints data-loading time, feature time, training time and the validation/test accuracy of the trained network.
 The recipe (topology, epochs, lr, batch size) is notebook 03's choice (results/03_train_bnn.json) when present,
-else ibnn.classifier.DEFAULT_RECIPE.
+else the default ibnn.nn.Recipe().
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 
 from ibnn import data
 from ibnn import nn as C
-from ibnn.repro import io
+from ibnn.repro import provenance
 
 
 def main(argv=None) -> int:
@@ -28,17 +28,17 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
 
-    recipe = dict(C.DEFAULT_RECIPE)
-    source = "ibnn.classifier.DEFAULT_RECIPE"
+    recipe, source = C.Recipe(), "the default ibnn.nn.Recipe()"
     try:
         chosen = provenance.load_results("03_train_bnn")["chosen"]
-        recipe.update({k: chosen[k] for k in ("hidden", "readout", "epochs", "lr", "batch_size") if k in chosen})
+        recipe = recipe.replace(**{k: tuple(chosen[k]) if k == "hidden" else chosen[k]
+                                   for k in ("hidden", "readout", "epochs", "lr", "batch_size") if k in chosen})
         source = "results/03_train_bnn.json"
     except (FileNotFoundError, KeyError):
         pass
     if a.epochs is not None:
-        recipe["epochs"] = a.epochs
-    print(f"recipe ({source}): {json.dumps(recipe)}; torch threads {torch.get_num_threads()}")
+        recipe = recipe.replace(epochs=a.epochs)
+    print(f"recipe ({source}): {json.dumps(recipe.as_dict())}; torch threads {torch.get_num_threads()}")
 
     t0 = time.perf_counter()
     imgs, labels = data.load_mnist("train")
@@ -46,16 +46,16 @@ def main(argv=None) -> int:
     t1 = time.perf_counter()
     codes, tcodes = data.features(imgs), data.features(timgs)
     t2 = time.perf_counter()
-    tr, va = data.train_val_split(len(labels), C.VAL_FRACTION, 0)
-    r = C.train_bnn(codes[tr], labels[tr], seed=a.seed, **recipe)
+    tr, va = data.train_val_split(len(labels), recipe.val_fraction, 0)
+    r = C.train_bnn(codes[tr], labels[tr], recipe=recipe, seed=a.seed)
     t3 = time.perf_counter()
     folded = C.fold(r.model)
     val = C.accuracy(folded, codes[va], labels[va])
     test = C.accuracy(folded, tcodes, tlabels)
     print(f"load MNIST (verified, cached npz): {t1 - t0:.2f} s")
     print(f"features (70k images -> 9x9 5-bit codes): {t2 - t1:.2f} s")
-    print(f"train {recipe['epochs']} epochs, seed {a.seed}: {t3 - t2:.1f} s "
-          f"({(t3 - t2) / recipe['epochs']:.2f} s/epoch)")
+    print(f"train {recipe.epochs} epochs, seed {a.seed}: {t3 - t2:.1f} s "
+          f"({(t3 - t2) / recipe.epochs:.2f} s/epoch)")
     print(f"validation accuracy {val:.4f}, test accuracy {test:.4f}")
     return 0
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import ast
 import math
 import tomllib
-from dataclasses import dataclass, field, replace as dc_replace
+from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -34,6 +35,8 @@ DOMAINS = ("positive", "nonneg", "fraction", "any")
 
 @dataclass(frozen=True)
 class Param:
+    """One entry of the parameter set: value (SI units unless `unit` says otherwise), unit, kind, source, section
+    (the file), optional cited low/high range, domain, formula (derived) or fit (fitted)."""
     name: str
     value: float
     unit: str
@@ -48,6 +51,7 @@ class Param:
     note: str | None = None
 
     def as_dict(self) -> dict:
+        """The fields that are set, as a dict."""
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
@@ -74,6 +78,7 @@ _OPS = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Add, ast.Sub, ast.Mult, ast.
 
 
 def formula_names(formula: str) -> set[str]:
+    """The parameter names a formula refers to."""
     tree = ast.parse(formula, mode="eval")
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in _FUNCS}
 
@@ -120,18 +125,29 @@ class ParamSet:
         raise AttributeError(name)
 
     def entry(self, name: str) -> Param:
+        """The whole record of `name` (a KeyError lists the known names)."""
         try:
             return self.entries[name]
         except KeyError:
             raise KeyError(f"unknown parameter {name!r}; known: {sorted(self.entries)}") from None
 
+    def int(self, name: str) -> int:
+        """The value of `name` as an int (array sizes, bit widths); a ValueError if it is not a whole number."""
+        v = self[name]
+        if not float(v).is_integer():
+            raise ValueError(f"parameter {name}={v!r} must be a whole number (an integer count)")
+        return int(v)
+
     def names(self, section: str | None = None) -> list[str]:
+        """Names of every entry, or of one section (file)."""
         return [n for n, p in self.entries.items() if section is None or p.section == section]
 
     def values(self) -> dict[str, float]:
+        """{name: value} of every entry."""
         return {n: p.value for n, p in self.entries.items()}
 
     def table(self, section: str | None = None) -> list[dict]:
+        """The entries (of one section) as dicts, for tables in the notebooks."""
         return [self.entries[n].as_dict() for n in self.names(section)]
 
     def ranged(self, section: str | None = None) -> list[str]:
@@ -152,9 +168,6 @@ class ParamSet:
             _check_domain(name, float(value), p.valid)
             new[name] = dc_replace(p, value=float(value))
         return ParamSet(_derive(new))
-
-    def scaled(self, name: str, factor: float) -> "ParamSet":
-        return self.replace(**{name: self[name] * factor})
 
 
 def _derive(entries: dict[str, Param]) -> dict[str, Param]:
@@ -222,6 +235,7 @@ def _parse_file(path: Path) -> dict[str, Param]:
 
 
 def load_from(paths: Iterable[Path]) -> ParamSet:
+    """The parameter set of the given TOML files (each file a section); a name defined twice is a ValueError."""
     entries: dict[str, Param] = {}
     for path in sorted(paths):
         for name, p in _parse_file(path).items():
@@ -235,3 +249,11 @@ def load_from(paths: Iterable[Path]) -> ParamSet:
 def load() -> ParamSet:
     """The default parameter set of the 130-nm prototype."""
     return load_from(DATA_DIR.glob("*.toml"))
+
+
+def require(P) -> ParamSet:
+    """P itself if it is a ParamSet, else a ValueError: library code is always handed the caller's parameter set
+    (made once by the notebook with `load()`), never a default looked up behind the caller's back."""
+    if not isinstance(P, ParamSet):
+        raise ValueError(f"P={P!r} must be an ibnn.params.ParamSet (make one with ibnn.params.load())")
+    return P

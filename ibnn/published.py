@@ -6,7 +6,6 @@ reproduced values; every module that compares against the paper reads them here.
 """
 from __future__ import annotations
 
-
 # These are the paper's words, not reproduced values; every module that compares against the paper reads them here.
 PAPER = {"baseline_accuracy": 0.94, "accuracy_drop": 0.004, "energy_ratio": 26.0, "tops_per_w": 700.0,
          "tops_per_mm2": 6.0}

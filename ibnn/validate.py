@@ -5,6 +5,8 @@ import math
 from numbers import Integral, Real
 from typing import Iterable
 
+import torch
+
 
 def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
     """An integer (bool excluded) in [lo, hi]."""
@@ -32,14 +34,17 @@ def check_real(name: str, value, lo: float | None = None, hi: float | None = Non
 
 
 def check_positive(name: str, value) -> float:
+    """A finite number > 0."""
     return check_real(name, value, 0.0, None, lo_open=True)
 
 
 def check_nonneg(name: str, value) -> float:
+    """A finite number >= 0."""
     return check_real(name, value, 0.0, None)
 
 
 def check_choice(name: str, value, choices: Iterable):
+    """One of `choices`."""
     choices = tuple(choices)
     if value not in choices:
         raise ValueError(f"{name}={value!r} is not accepted; choose one of {list(choices)}")
@@ -47,6 +52,7 @@ def check_choice(name: str, value, choices: Iterable):
 
 
 def check_bool(name: str, value) -> bool:
+    """True or False (not 0/1)."""
     if not isinstance(value, bool):
         raise ValueError(f"{name}={value!r} must be a bool (True or False)")
     return value
@@ -56,3 +62,16 @@ def _rng(lo, hi, lo_open=False, hi_open=False) -> str:
     left = "(" if lo_open or lo is None else "["
     right = ")" if hi_open or hi is None else "]"
     return f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+
+
+def check_codes(name: str, codes, max_code: int):
+    """An integer tensor of word-line codes with every value in [0, max_code] (any shape); returns the tensor."""
+    c = torch.as_tensor(codes)
+    if c.dtype.is_floating_point or c.dtype == torch.bool or c.is_complex():
+        raise ValueError(f"{name} must be an integer tensor with values in [0, {max_code}]; got dtype {c.dtype}")
+    if c.numel():
+        lo, hi = int(c.min()), int(c.max())
+        if lo < 0 or hi > max_code:
+            raise ValueError(f"{name} contains {lo if lo < 0 else hi}, out of range; accepted: integers in "
+                             f"[0, {max_code}]")
+    return c

@@ -7,10 +7,12 @@ import torch
 from ibnn import params
 from ibnn.circuit.bitcell import BitCell, ekv_current, pelgrom_sigma
 
+P = params.load()
+
 
 @pytest.fixture(scope="module")
 def cell():
-    return BitCell()
+    return BitCell(P)
 
 
 def test_current_monotone_in_vwl_weak_to_strong(cell):
@@ -78,4 +80,4 @@ def test_pelgrom_sigma_and_errors():
     with pytest.raises(ValueError, match="A="):
         pelgrom_sigma(float("nan"), 1e-6, 1e-6)
     with pytest.raises(ValueError, match="scale"):
-        BitCell().draw_mismatch((3,), scale=-1.0)
+        BitCell(P).draw_mismatch((3,), scale=-1.0)

@@ -25,7 +25,7 @@ def _codes(seed, b, rows=R, maxc=31):
 
 @pytest.fixture(scope="module")
 def chips():
-    return Chip(n_chips=3, seed=7, device="cpu").program(_weights(1))
+    return Chip(P, n_chips=3, seed=7, device="cpu").program(_weights(1))
 
 
 # ---------------------------------------------------------------- Nonidealities
@@ -40,7 +40,7 @@ def test_nonidealities_defaults_and_ideal():
 
 # ---------------------------------------------------------------- ideal exactness
 def test_ideal_mode_is_exact_with_ties():
-    chip = Chip(n_chips=2, seed=0, nonideal=Nonidealities.ideal(), device="cpu")
+    chip = Chip(P, n_chips=2, seed=0, nonideal=Nonidealities.ideal(), device="cpu")
     w = _weights(2, (2, R, C))
     chip.program(w)
     codes = _codes(3, 300)
@@ -49,7 +49,8 @@ def test_ideal_mode_is_exact_with_ties():
     theta = dot[:, 0, :].clone()                         # ties on input 0 of each chip ...
     theta[:, ::3] += 1                                   # ... and off-by-one either side elsewhere
     theta[:, 1::3] -= 1
-    dec, dv = chip.evaluate(codes, theta=theta, return_dv=True)
+    _o = chip.evaluate(codes, theta=theta, dv=True)
+    dec, dv = _o.decisions, _o.dv
     expect = torch.where(dot >= theta[:, None, :], 1, -1).to(torch.int8)
     assert dec.dtype == torch.int8 and dec.shape == (2, 300, C)
     assert torch.equal(dec, expect)
@@ -59,17 +60,17 @@ def test_ideal_mode_is_exact_with_ties():
     # per-chip codes
     codes3 = torch.stack([_codes(4, 50), _codes(5, 50)])
     dot3 = torch.einsum("nbr,nrc->nbc", codes3.long(), w.long())
-    assert torch.equal(chip.evaluate(codes3), torch.where(dot3 >= 0, 1, -1).to(torch.int8))
+    assert torch.equal(chip.evaluate(codes3).decisions, torch.where(dot3 >= 0, 1, -1).to(torch.int8))
 
 
 def test_ideal_sign_zero_is_plus_one():
-    chip = Chip(nonideal=Nonidealities.ideal(), device="cpu").program(torch.ones(R, C, dtype=torch.int8))
-    assert bool((chip.evaluate(torch.zeros(4, R, dtype=torch.long)) == 1).all())
+    chip = Chip(P, nonideal=Nonidealities.ideal(), device="cpu").program(torch.ones(R, C, dtype=torch.int8))
+    assert bool((chip.evaluate(torch.zeros(4, R, dtype=torch.long)).decisions == 1).all())
 
 
 # ---------------------------------------------------------------- seeds and batching
 def test_same_seed_same_chip_different_seed_different():
-    a, b, c = (Chip(n_chips=1, seed=s, device="cpu") for s in (11, 11, 12))
+    a, b, c = (Chip(P, n_chips=1, seed=s, device="cpu") for s in (11, 11, 12))
     assert torch.equal(a.dvt, b.dvt) and torch.equal(a.offset, b.offset)
     assert torch.equal(a.dac_bit_error, b.dac_bit_error) and torch.equal(a.dbeta, b.dbeta)
     assert not torch.equal(a.dvt, c.dvt) and not torch.equal(a.offset, c.offset)
@@ -78,11 +79,13 @@ def test_same_seed_same_chip_different_seed_different():
 def test_batch_over_chips_equals_loop(chips):
     codes = _codes(6, 500)
     theta = torch.linspace(-50, 50, C)
-    dec, dv = chips.evaluate(codes, theta=theta, return_dv=True, noise_seed=9)
+    _o = chips.evaluate(codes, theta=theta, noise_seed=9, dv=True)
+    dec, dv = _o.decisions, _o.dv
     for k in range(chips.n_chips):
-        one = Chip(n_chips=1, seed=7, device="cpu", first_chip=k).program(_weights(1))
+        one = Chip(P, n_chips=1, seed=7, device="cpu", first_chip=k).program(_weights(1))
         assert torch.equal(one.dvt[0], chips.dvt[k]) and torch.equal(one.offset[0], chips.offset[k])
-        d1, v1 = one.evaluate(codes, theta=theta, return_dv=True, noise_seed=9)
+        _o = one.evaluate(codes, theta=theta, noise_seed=9, dv=True)
+        d1, v1 = _o.decisions, _o.dv
         assert torch.equal(d1[0], dec[k])
         assert torch.allclose(v1[0], dv[k], atol=1e-6)
     # chips differ from each other
@@ -91,21 +94,21 @@ def test_batch_over_chips_equals_loop(chips):
 
 def test_noise_seed_reproducible(chips):
     codes = _codes(8, 400)
-    a = chips.evaluate(codes, noise_seed=1)
-    b = chips.evaluate(codes, noise_seed=1)
-    c = chips.evaluate(codes, noise_seed=2)
+    a = chips.evaluate(codes, noise_seed=1).decisions
+    b = chips.evaluate(codes, noise_seed=1).decisions
+    c = chips.evaluate(codes, noise_seed=2).decisions
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_scales_multiply_fixed_draws():
-    a = Chip(seed=3, device="cpu")
-    b = Chip(seed=3, device="cpu", nonideal=Nonidealities(cell_mismatch=0.5, comparator_offset=2.0))
+    a = Chip(P, seed=3, device="cpu")
+    b = Chip(P, seed=3, device="cpu", nonideal=Nonidealities(cell_mismatch=0.5, comparator_offset=2.0))
     assert torch.allclose(b.dvt, 0.5 * a.dvt) and torch.allclose(b.offset, 2.0 * a.offset)
 
 
 # ---------------------------------------------------------------- mismatch statistics
 def test_mismatch_statistics_match_declared_sigmas():
-    chip = Chip(n_chips=4, seed=21, device="cpu")
+    chip = Chip(P, n_chips=4, seed=21, device="cpu")
     n_cells, n_off = chip.dvt.numel(), chip.offset.numel()
     tol_c = 4 / math.sqrt(2 * n_cells)
     tol_o = 4 / math.sqrt(2 * n_off)
@@ -119,13 +122,13 @@ def test_mismatch_statistics_match_declared_sigmas():
 def test_comparator_offset_seen_in_decisions():
     """With only offsets on, a column's decision flips where theta * volts_per_lsb crosses -offset."""
     ni = Nonidealities(0, 0, 1, 0, 0)
-    chip = Chip(seed=5, nonideal=ni, device="cpu").program(torch.ones(R, C, dtype=torch.int8))
+    chip = Chip(P, seed=5, nonideal=ni, device="cpu").program(torch.ones(R, C, dtype=torch.int8))
     codes = torch.zeros(1, R, dtype=torch.long)
     codes[0, :10] = 10                                   # dot = 100 on every column
     thetas = torch.arange(60, 141, dtype=torch.float64)
     flips = []
     for th in thetas:
-        flips.append(chip.evaluate(codes, theta=torch.full((C,), float(th)), noise_seed=0)[0, 0])
+        flips.append(chip.evaluate(codes, theta=torch.full((C,), float(th)), noise_seed=0).decisions[0, 0])
     flips = torch.stack(flips)                           # (thetas, C)
     first_minus = (flips == -1).double().argmax(0)
     est = (thetas[first_minus] - 100) * chip.volts_per_lsb   # ~ offset (within one LSB)
@@ -149,7 +152,8 @@ def test_dv_matches_exact_row_sums(chips):
     from ibnn.circuit.column import discharge
     codes = _codes(10, 4)
     codes[:, 81:] = 0
-    _, dv = chips.evaluate(codes, return_dv=True, noise_seed=0)
+    _o = chips.evaluate(codes, noise_seed=0, dv=True)
+    _, dv = _o.decisions, _o.dv
     rows = torch.arange(R)[:, None]
     cols = torch.arange(C)[None, :]
     w = chips.weights[0]
@@ -163,23 +167,26 @@ def test_dv_matches_exact_row_sums(chips):
 
 # ---------------------------------------------------------------- silicon behaviour
 def test_code_zero_rows_leak_and_all_columns_discharge():
-    chip = Chip(seed=1, device="cpu").program(_weights(3))
-    _, dv = chip.evaluate(torch.zeros(2, R, dtype=torch.long), return_dv=True, noise_seed=0)
+    chip = Chip(P, seed=1, device="cpu").program(_weights(3))
+    _o = chip.evaluate(torch.zeros(2, R, dtype=torch.long), noise_seed=0, dv=True)
+    _, dv = _o.decisions, _o.dv
     assert bool((dv != 0).any())                                   # leakage of code-0 rows
     assert float(dv.abs().max()) < chip.volts_per_lsb              # ... but well below one LSB
-    ideal = Chip(seed=1, device="cpu", nonideal=Nonidealities.ideal()).program(_weights(3))
-    _, dv0 = ideal.evaluate(torch.zeros(2, R, dtype=torch.long), return_dv=True)
+    ideal = Chip(P, seed=1, device="cpu", nonideal=Nonidealities.ideal()).program(_weights(3))
+    _o = ideal.evaluate(torch.zeros(2, R, dtype=torch.long), dv=True)
+    _, dv0 = _o.decisions, _o.dv
     assert bool((dv0 == 0).all())
 
 
 def test_compression_of_large_dot_products():
     w = torch.ones(R, C, dtype=torch.int8)
     ni = Nonidealities(0, 0, 0, 0, 1)
-    chip = Chip(seed=0, nonideal=ni, device="cpu").program(w)
+    chip = Chip(P, seed=0, nonideal=ni, device="cpu").program(w)
     codes = torch.zeros(8, R, dtype=torch.long)
     for b, n in enumerate((1, 2, 4, 8, 16, 32, 64, 128)):
         codes[b, :n] = 31
-    _, dv = chip.evaluate(codes, return_dv=True, noise_seed=0)
+    _o = chip.evaluate(codes, noise_seed=0, dv=True)
+    _, dv = _o.decisions, _o.dv
     gain = dv[0, :, 0].double() / (codes.sum(1).double() * chip.volts_per_lsb)
     assert bool((gain[1:] < gain[:-1]).all())                      # compresses more with larger sums
     assert float(gain[0]) > 0.9 and float(gain[-1]) < 0.5       # (gain[0] < 1: INL of code 31)
@@ -187,11 +194,11 @@ def test_compression_of_large_dot_products():
 
 
 def test_noisy_chip_tracks_ideal_far_from_threshold():
-    chip = Chip(seed=2, device="cpu").program(_weights(5))
+    chip = Chip(P, seed=2, device="cpu").program(_weights(5))
     codes = _codes(11, 2000, maxc=7)                     # MNIST-like regime: 81 rows, small codes,
     codes[:, 81:] = 0                                    # line swings of a few hundred mV
     dot = (codes.long() @ chip.weights[0].long())
-    dec = chip.evaluate(codes, noise_seed=0)[0]
+    dec = chip.evaluate(codes, noise_seed=0).decisions[0]
     far = dot.abs() > 60
     ideal = torch.where(dot >= 0, 1, -1).to(torch.int8)
     assert float((dec[far] == ideal[far]).double().mean()) > 0.97
@@ -200,9 +207,9 @@ def test_noisy_chip_tracks_ideal_far_from_threshold():
 # ---------------------------------------------------------------- errors
 def test_bad_codes_weights_theta(chips):
     good = _codes(1, 4)
-    with pytest.raises(ValueError, match="codes contain 32"):
+    with pytest.raises(ValueError, match="codes contains 32"):
         chips.evaluate(good.clone().fill_(32))
-    with pytest.raises(ValueError, match="codes contain -1"):
+    with pytest.raises(ValueError, match="codes contains -1"):
         chips.evaluate(good.clone().fill_(-1))
     with pytest.raises(ValueError, match="codes must be an integer"):
         chips.evaluate(good.double())
@@ -225,18 +232,18 @@ def test_bad_codes_weights_theta(chips):
     with pytest.raises(ValueError, match="weights must be an integer"):
         chips.program(torch.ones(R, C))
     with pytest.raises(ValueError, match="program"):
-        Chip(device="cpu").evaluate(good)
+        Chip(P, device="cpu").evaluate(good)
 
 
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="n_chips"):
-        Chip(n_chips=0)
+        Chip(P, n_chips=0)
     with pytest.raises(ValueError, match="seed"):
-        Chip(seed=-1)
+        Chip(P, seed=-1)
     with pytest.raises(ValueError, match="nonideal"):
-        Chip(nonideal={"noise": 0})
+        Chip(P, nonideal={"noise": 0})
     with pytest.raises(ValueError, match="params"):
-        Chip(params={"vdd": 1.2})
+        Chip({"vdd": 1.2})
 
 
 @pytest.mark.parametrize("name,value", [("t_eval", -1e-9), ("c_bl", float("nan")),
@@ -245,4 +252,4 @@ def test_bad_constructor_arguments():
 def test_bad_parameter_values(name, value):
     bad = ParamSet({**P.entries, name: dc_replace(P.entry(name), value=value)})
     with pytest.raises(ValueError, match=name):
-        Chip(params=bad)
+        Chip(bad)

@@ -11,6 +11,18 @@ from ibnn import nn as C
 from ibnn.nn import binary
 from ibnn.repro import io
 
+
+def train(x, y, *val, seed=0, preact_noise=None, recalibrate=True, **recipe):
+    """train_bnn with the recipe fields as keywords (hidden, readout, bits, epochs, batch_size, lr)."""
+    if "hidden" in recipe:
+        recipe["hidden"] = tuple(recipe["hidden"])
+    return C.train_bnn(x, y, *val, recipe=C.Recipe(**recipe), seed=seed, preact_noise=preact_noise,
+                       recalibrate=recalibrate)
+
+
+def usage(hidden, readout, bias_rows=8):
+    return C.array_usage(hidden, readout, n_in=81, bias_rows=bias_rows, rows=128, cols=128)
+
 CKPT = io.REPO_ROOT / "results" / "checkpoints" / "bnn.pt"
 REAL_CACHE = io.REPO_ROOT / ".cache" / "mnist" / "mnist_test.npz"
 
@@ -176,9 +188,9 @@ def test_vote_readout_counts():
 def test_training_is_deterministic_and_learns():
     x, y = toy_data()
     kw = dict(hidden=[24], epochs=3, batch_size=100, lr=1e-2)
-    a = C.train_bnn(x, y, x[:100], y[:100], seed=5, **kw)
-    b = C.train_bnn(x, y, seed=5, **kw)
-    c = C.train_bnn(x, y, seed=6, **kw)
+    a = train(x, y, x[:100], y[:100], seed=5, **kw)
+    b = train(x, y, seed=5, **kw)
+    c = train(x, y, seed=6, **kw)
     sa, sb, sc = a.model.state_dict(), b.model.state_dict(), c.model.state_dict()
     for k in sa:
         assert torch.equal(sa[k], sb[k]), k
@@ -198,13 +210,13 @@ def test_preact_noise_hook_training_only():
         assert z.requires_grad
         return z + 0.0
 
-    r = C.train_bnn(x, y, hidden=[10, 20], readout="vote", epochs=1, batch_size=100, seed=0, preact_noise=noise)
+    r = train(x, y, hidden=[10, 20], readout="vote", epochs=1, batch_size=100, seed=0, preact_noise=noise)
     assert calls == [(0, (100, 10)), (1, (100, 20))] * 2
     n = len(calls)
     r.model.predict(x)
     assert len(calls) == n                                  # not applied in eval
-    quiet = C.train_bnn(x, y, hidden=[10, 20], readout="vote", epochs=1, batch_size=100, seed=0)
-    loud = C.train_bnn(x, y, hidden=[10, 20], readout="vote", epochs=1, batch_size=100, seed=0,
+    quiet = train(x, y, hidden=[10, 20], readout="vote", epochs=1, batch_size=100, seed=0)
+    loud = train(x, y, hidden=[10, 20], readout="vote", epochs=1, batch_size=100, seed=0,
                        preact_noise=lambda i, z: z + 1e3 * torch.randn_like(z))
     assert not torch.equal(quiet.model.layers[0].weight, loud.model.layers[0].weight)
 
@@ -216,30 +228,30 @@ def test_preact_noise_hook_training_only():
 def test_train_validation(kw, pattern):
     x, y = toy_data(20)
     with pytest.raises(ValueError, match=pattern):
-        C.train_bnn(x, y, **{"hidden": [10], **kw})
+        train(x, y, **{"hidden": [10], **kw})
 
 
 def test_codes_out_of_range():
     x, y = toy_data(20)
     with pytest.raises(ValueError, match=r"codes span 0\.\.31.*0\.\.15 for bits=4"):
-        C.train_bnn(x, y, hidden=[10], bits=4)
+        train(x, y, hidden=[10], bits=4)
 
 
 def test_array_usage():
     for hidden, readout in (([128], "digital"), ([64, 64], "digital"), ([88, 40], "vote")):
-        u = C.array_usage(hidden, readout)
+        u = usage(hidden, readout)
         assert u["fits"] and u["columns"] == 128
-    u = C.array_usage([88, 40], "vote")
+    u = usage([88, 40], "vote")
     assert u["rows"] == 88 + 8 and u["digital"]["votes_per_class"] == 4
-    assert not C.array_usage([129], "digital")["fits"]
-    assert not C.array_usage([64, 125, 10], "vote", bias_rows=4)["fits"]   # rows: 125 + 4 > 128
+    assert not usage([129], "digital")["fits"]
+    assert not usage([64, 125, 10], "vote", bias_rows=4)["fits"]   # rows: 125 + 4 > 128
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
 
 def small_trained():
     x, y = toy_data(300)
-    return C.train_bnn(x, y, hidden=[16], epochs=1, batch_size=100, seed=0).model, x
+    return train(x, y, hidden=[16], epochs=1, batch_size=100, seed=0).model, x
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -291,12 +303,12 @@ def test_committed_checkpoint_folded_equals_trained_on_mnist_test(monkeypatch):
     codes = data.features(imgs, size=folded.meta["size"], bits=folded.meta["bits"])
     pred = folded.predict(codes)
     np.testing.assert_array_equal(pred.numpy(), model.predict(codes).numpy())
-    assert C.array_usage(folded.meta["on_array"], folded.meta["readout"])["fits"]
+    assert usage(folded.meta["on_array"], folded.meta["readout"])["fits"]
 
 
 def test_recalibrate_bn_matches_data_statistics():
     x, y = toy_data(500)
-    model = C.train_bnn(x, y, hidden=[12], epochs=1, batch_size=100, seed=0, recalibrate=False).model
+    model = train(x, y, hidden=[12], epochs=1, batch_size=100, seed=0, recalibrate=False).model
     C.recalibrate_bn(model, x, batch_size=100)
     z = torch.as_tensor(x).double() @ model.layers[0].binary_weight().double()
     bn = model.layers[0].bn
@@ -309,5 +321,5 @@ def test_recalibrate_bn_matches_data_statistics():
 def test_soft_targets_accepted():
     x, y = toy_data(400)
     onehot = np.eye(10, dtype=np.float32)[y]
-    r = C.train_bnn(x, 0.9 * onehot + 0.01, hidden=[24], epochs=3, batch_size=64, seed=0)
+    r = train(x, 0.9 * onehot + 0.01, hidden=[24], epochs=3, batch_size=64, seed=0)
     assert C.accuracy(r.model, x, y) > 0.5

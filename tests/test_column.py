@@ -12,7 +12,7 @@ C, T, VDD = P["c_bl"], P["t_eval"], P["vdd"]
 
 @pytest.fixture(scope="module")
 def dac():
-    return WLDAC()
+    return WLDAC(P)
 
 
 @pytest.fixture(scope="module")

@@ -298,7 +298,8 @@ def test_train_val_split():
     assert not np.array_equal(va, data.train_val_split(1000, 0.1, 4)[1])
 
 
-@pytest.mark.parametrize("kw,pattern", [({"val_fraction": 0.0}, "val_fraction"), ({"val_fraction": 1.0}, "val_fraction"),
+@pytest.mark.parametrize("kw,pattern", [({"val_fraction": 0.0}, "val_fraction"),
+                                        ({"val_fraction": 1.0}, "val_fraction"),
                                         ({"seed": -1}, "seed=-1"), ({"seed": 1.5}, "seed=1.5"),
                                         ({"n": 1}, "n=1")])
 def test_train_val_split_validation(kw, pattern):

@@ -10,8 +10,8 @@ from ibnn.cost import activity, digital, energy
 from ibnn.cost import ops as O
 
 P = params.load()
-VDD = energy.circuit_value(P, "vdd")
-C_BL = energy.circuit_value(P, "c_bl")
+VDD = P["vdd"]
+C_BL = P["c_bl"]
 
 
 def luts():
@@ -116,8 +116,8 @@ def test_ops_accounting():
     shapes = [(81, 64), (64, 40)]
     assert O.ops_per_inference("mac2", shapes) == 2 * (81 * 64 + 64 * 40)
     assert O.ops_per_inference("1b", shapes, input_bits=5) == 2 * (81 * 64 * 5 + 64 * 40)
-    assert O.array_ops_per_cycle("mac2") == 2 * 128 * 128
-    assert O.array_ops_per_cycle("1b", input_bits=5) == 2 * 128 * 128 * 5
+    assert O.array_ops_per_cycle("mac2", 128, 128, 5) == 2 * 128 * 128
+    assert O.array_ops_per_cycle("1b", 128, 128, 5) == 2 * 128 * 128 * 5
 
 
 @pytest.mark.parametrize("bad", ["mac", "MAC2", "", "1-bit", None])
@@ -125,13 +125,13 @@ def test_unknown_op_definition(bad):
     with pytest.raises(ValueError, match=r"op definition=.*choose one of \['mac2', '1b'\]"):
         O.ops_per_inference(bad, [(81, 64)])
     with pytest.raises(ValueError, match="op definition"):
-        O.array_ops_per_cycle(bad)
+        O.array_ops_per_cycle(bad, 128, 128, 5)
 
 
 def test_efficiency_is_ops_over_energy():
     bd = cycle()
     e = energy.total(bd)
-    ops = O.array_ops_per_cycle("mac2")
+    ops = O.array_ops_per_cycle("mac2", 128, 128, 5)
     assert O.tops_per_w(ops, e) == pytest.approx(ops / e / 1e12)
     # 1e12 ops for 1 J is 1 TOPS/W; 1e12 ops/s on 1 mm2 is 1 TOPS/mm2
     assert O.tops_per_w(1e12, 1.0) == pytest.approx(1.0)
@@ -196,8 +196,15 @@ def test_bad_shapes_and_codes():
 # --- sensitivity and inverse analysis ---------------------------------------------------------------------------
 def test_tornado_and_solve():
     fig = lambda p: energy.total(cycle(P_=p))  # noqa: E731
-    bars = sensitivity.tornado(P, ["e_comparator", "c_bl_per_cell", "e_control_cycle"], fig)
-    assert [b.span for b in bars] == sorted([b.span for b in bars], reverse=True)
+    names = ["e_comparator", "c_bl_per_cell", "e_control_cycle"]
+    bars = sensitivity.tornado(P, names, lambda p, name: fig(p))
+    assert [b["name"] for b in bars] == names
+    for b in bars:   # each end is the figure with that parameter alone at its cited end
+        assert b["at_low"] == pytest.approx(fig(P.replace(**{b["name"]: b["low"]})))
+        assert b["at_high"] == pytest.approx(fig(P.replace(**{b["name"]: b["high"]})))
+        assert sensitivity.span(b) == pytest.approx(abs(b["at_high"] - b["at_low"]))
+    # more comparator energy costs energy; the bit-line capacitance moves the recharge energy too
+    assert bars[0]["at_high"] > bars[0]["at_low"]
     base = fig(P)
     target = 1.2 * base
     v = sensitivity.solve_parameter(P, "e_comparator", fig, target, 1e-16, 1e-11)
@@ -226,7 +233,7 @@ def test_bitline_drops_match_the_chip(chip):
     g = torch.Generator().manual_seed(1)
     codes = torch.randint(0, 32, (64, 128), generator=g)
     codes[:, 90:] = 0
-    _, dv = chip.evaluate(codes, return_dv=True, noise_seed=0)
+    dv = chip.evaluate(codes, noise_seed=0, dv=True).dv
     d = activity.bitline_drops(chip, codes)
     assert d.shape == (1, 64, 128, 2)
     assert float(d.min()) >= 0 and float(d.max()) <= VDD
@@ -253,19 +260,19 @@ def test_bitline_drops_match_the_chip(chip):
 
 
 def test_efficiency_tables_are_ops_over_energy():
-    from ibnn.cost import area, efficiency, study
+    from ibnn.cost import area, efficiency
 
     imc = {"n_cycles": 2, "array_J": 60e-12, "macro_J": 100e-12, "total_J": 130e-12}
     shapes = [(81, 64), (64, 40)]
     ro = {"kind": "digital", "n_in": 40, "n_classes": 10}
-    t = efficiency.tops_per_w_table(imc, shapes, 5, ro)
+    t = efficiency.tops_per_w_table(P, imc, shapes, ro)
     assert t["network"]["mac2"]["macro"] == pytest.approx(O.ops_per_inference("mac2", shapes) / 100e-12 / 1e12)
     assert t["network"]["mac2"]["system"] == pytest.approx(
         (O.ops_per_inference("mac2", shapes) + 2 * 40 * 10) / 130e-12 / 1e12)
     assert t["network"]["1b"]["array"] == pytest.approx(O.ops_per_inference("1b", shapes, 5) / 60e-12 / 1e12)
     assert t["array_peak"]["mac2"]["macro"] == pytest.approx(2 * 128 * 128 / 50e-12 / 1e12)
     assert t["array_peak"]["1b"]["macro"] == pytest.approx(5 * t["array_peak"]["mac2"]["macro"])
-    d = efficiency.tops_per_mm2_table(P, shapes, 2, 5)
+    d = efficiency.tops_per_mm2_table(P, shapes, 2)
     assert d["array_peak"]["mac2"]["macro"] == pytest.approx(
         2 * 128 * 128 * P["f_classify"] / 1e12 / (area.macro_area(P) * 1e6))
     assert d["network"]["mac2"]["array"] == pytest.approx(
@@ -281,19 +288,20 @@ def test_network_activity_on_an_ideal_chip():
     is built from that cycle's own word-line codes and drops."""
     import torch
 
-    from ibnn import mapping as M, nn as C
-    from ibnn.cost import efficiency, study
+    from ibnn import mapping as M
+    from ibnn import nn as C
     from ibnn.circuit.chip import Chip, Nonidealities
+    from ibnn.cost import study
 
     g = torch.Generator().manual_seed(0)
     w0 = torch.where(torch.rand(81, 20, generator=g) > 0.5, 1, -1).to(torch.int8)
     folded = C.FoldedBNN([C.FoldedLayer(w0, torch.zeros(20, dtype=torch.int64))], C.VoteReadout(2, 10),
                          {"bits": 5, "size": 9, "readout": "vote", "n_classes": 10})
-    amap = M.map_network(folded)
+    amap = M.map_network(folded, P)
     chip = Chip(P, n_chips=1, seed=0, nonideal=Nonidealities.ideal())
     codes = torch.randint(0, 32, (16, 81), generator=g)
     labels, act = activity.network_activity(amap, chip, codes)
-    assert torch.equal(labels.cpu(), amap.reference(codes))
+    assert torch.equal(labels.cpu(), amap.reference(codes).labels)
     assert len(act) == 1 and act[0].input_bits == 5 and act[0].columns == list(range(20))
     wl = torch.as_tensor(act[0].codes).double()
     pos = (amap.weights > 0).double()

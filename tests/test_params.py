@@ -1,6 +1,5 @@
 """The circuit parameter set: schema, citations, derivations and variants."""
 import math
-from dataclasses import replace as dc_replace
 
 import pytest
 

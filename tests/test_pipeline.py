@@ -17,7 +17,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 SRC_A = [
     ('profile = "full"\nn = 200', ["parameters"]),
-    ("import time\nimport numpy as np\nimport matplotlib.pyplot as plt\nimport ibnn.repro.nb, ibnn.repro.provenance, ibnn.repro.style\n"
+    ("import time\nimport numpy as np\nimport matplotlib.pyplot as plt\n"
+     "import ibnn.repro.nb, ibnn.repro.provenance, ibnn.repro.style\n"
      "from ibnn.validate import check_int\nn = check_int('n', n, 1, 10_000)\n"
      "profile = ibnn.repro.nb.resolve_profile(profile)\nibnn.repro.nb.setup()", []),
     ("rng = np.random.default_rng(0)\nx = rng.normal(size=n)\ntime.sleep(0.5)", []),
@@ -82,7 +83,8 @@ def test_runs_then_is_incremental(project):
     assert r.stdout.count("up to date") == 2, r.stdout
 
     # Changing the downstream notebook reruns it alone; a missing figure reruns its notebook.
-    make_nb(root / "notebooks" / "02_b.ipynb", SRC_B[:-1] + [("ibnn.repro.provenance.write_results('02_b', {'twice': 3})", [])])
+    changed = [("ibnn.repro.provenance.write_results('02_b', {'twice': 3})", [])]
+    make_nb(root / "notebooks" / "02_b.ipynb", SRC_B[:-1] + changed)
     r = pipeline(env)
     assert "01_a: up to date" in r.stdout and "02_b: running" in r.stdout, r.stdout
     (root / "figures" / "01_hist.png").unlink()

@@ -7,10 +7,12 @@ import torch
 from ibnn import params
 from ibnn.circuit.wldac import WLDAC, inl_dnl
 
+P = params.load()
+
 
 @pytest.fixture(scope="module")
 def dac():
-    return WLDAC()
+    return WLDAC(P)
 
 
 def test_code_zero_keeps_row_off(dac):

@@ -18,7 +18,6 @@ import torch
 
 from ..validate import check_choice, check_int, check_real
 
-
 CAL_SPLITS = ("train", "val")
 
 
@@ -57,6 +56,8 @@ def default_trims(step_coarse: float = 8.0, span: float = 96.0) -> tuple[torch.T
 
 @dataclass
 class Calibration:
+    """Per-chip comparator references after calibration (theta: (n_chips, cols) LSB, trim: what was added to the
+    mapping's references) and the calibration-set disagreement with the software network per layer, before and after."""
     theta: torch.Tensor             # (n_chips, cols) float64 calibrated comparator references (LSB)
     trim: torch.Tensor              # (n_chips, cols) the trim added to the mapping's references
     mismatch_before: list           # per layer: fraction of calibration decisions != software, at trim 0
@@ -67,7 +68,7 @@ class Calibration:
 
 def _counts(chip, wl, theta, cols, target, noise_seed):
     """(mismatches vs target, count of +1) per chip and column, each (n_chips, fan_out)."""
-    dec = chip.evaluate(wl, theta=theta, noise_seed=noise_seed)
+    dec = chip.evaluate(wl, theta=theta, noise_seed=noise_seed).decisions
     if dec.dim() == 2:
         dec = dec[None]
     d = dec[..., cols]
@@ -94,67 +95,72 @@ def calibrate_trim(mapping, chip, codes, split: str, method: str = "bisect", tri
     codes = mapping.check_codes(codes)
     if codes.dim() != 2 or codes.shape[0] == 0:
         raise ValueError(f"codes shape={tuple(codes.shape)} must be (N >= 1, {mapping.n_features})")
-    n_chips = int(chip.n_chips)
     if program:
         mapping.program(chip)
     dev = getattr(chip, "device", None) or torch.device("cpu")
-    _, acts = mapping.reference(codes, return_layers=True)
+    acts = mapping.reference(codes, layers=True).activations
     base = mapping.theta.to(torch.float64)
-    trim = torch.zeros(n_chips, mapping.cols, dtype=torch.float64)
-    before, after = [], []
-    n_eval = 0
-    N = codes.shape[0]
+    trim = torch.zeros(int(chip.n_chips), mapping.cols, dtype=torch.float64)
+    before, after, n_eval = [], [], 0
     for L in mapping.layers:
         inp = codes if L.index == 0 else acts[L.index - 1]
-        wl = mapping.layer_codes(L.index, inp.to(torch.int64)).to(dev)
-        target = acts[L.index].to(dev)
-        cols = L.cols.to(dev)
-        seed = [noise_seed + 1000 * L.index]
-
-        def measure(t):   # t: (n_chips, fan_out) trims -> (mismatches, +1 counts), cpu
-            th = base[None].repeat(n_chips, 1)
-            th[:, L.cols] += t
-            seed[0] += 1
-            m, p = _counts(chip, wl, th.to(dev), cols, target, seed[0])
-            return m.cpu(), p.cpu()
-
-        zero = torch.zeros(n_chips, L.fan_out, dtype=torch.float64)
-        c0, p0 = measure(zero)
+        measure = _measurer(chip, mapping.layer_codes(L.index, inp.to(torch.int64)).to(dev), base, L,
+                            acts[L.index].to(dev), noise_seed + 1000 * L.index, dev)
+        zero = torch.zeros(int(chip.n_chips), L.fan_out, dtype=torch.float64)
+        c0, _ = measure(zero)
         if method == "bisect":
-            want = (target > 0).sum(0).cpu()[None].expand(n_chips, -1)       # software +1 count per column
-            lo = torch.full_like(zero, -span)
-            hi = torch.full_like(zero, span)
-            for _ in range(bisect_steps):
-                mid = 0.5 * (lo + hi)
-                _, p = measure(mid)
-                up = p > want                                                  # too many +1: raise the reference
-                lo = torch.where(up, mid, lo)
-                hi = torch.where(up, hi, mid)
-            centre = torch.round(0.5 * (lo + hi))
-            grid = [centre + d for d in range(-fine, fine + 1)]
-            ms = [measure(g)[0] for g in grid]
-            allg = torch.stack(grid + [zero])
-            allm = torch.stack(ms + [c0])
-            n_eval += (1 + bisect_steps + len(grid)) * N
+            allg, allm, n_cycles = _bisect(measure, zero, (acts[L.index] > 0).sum(0), span, bisect_steps, fine)
         else:
-            coarse, fgrid = default_trims() if trims is None else (torch.as_tensor(trims[0], dtype=torch.float64),
-                                                                   torch.as_tensor(trims[1], dtype=torch.float64))
-            g1 = [zero + c for c in coarse]
-            m1 = torch.stack([measure(g)[0] for g in g1])
-            best1 = _argbest(m1, torch.stack(g1))
-            g2 = [best1 + f for f in fgrid]
-            m2 = torch.stack([measure(g)[0] for g in g2])
-            allg = torch.cat([torch.stack(g1), torch.stack(g2), zero[None]])
-            allm = torch.cat([m1, m2, c0[None]])
-            n_eval += (1 + len(g1) + len(g2)) * N
-        best = _argbest(allm, allg)
-        trim[:, L.cols] = best
-        nimg = N * L.fan_out
-        before.append(float(c0.double().sum() / (nimg * n_chips)))
-        chosen = torch.gather(allm, 0, _argbest_index(allm, allg)[None])[0]
-        after.append(float(chosen.double().sum() / (nimg * n_chips)))
+            allg, allm, n_cycles = _grid(measure, zero, trims)
+        allg, allm = torch.cat([allg, zero[None]]), torch.cat([allm, c0[None]])
+        n_eval += (1 + n_cycles) * codes.shape[0]
+        trim[:, L.cols] = _argbest(allm, allg)
+        n_dec = codes.shape[0] * L.fan_out * int(chip.n_chips)
+        before.append(float(c0.double().sum() / n_dec))
+        after.append(float(torch.gather(allm, 0, _argbest_index(allm, allg)[None])[0].double().sum() / n_dec))
     return Calibration(theta=base[None] + trim, trim=trim, mismatch_before=before, mismatch_after=after,
-                       n_images=int(N), n_evaluations=n_eval)
+                       n_images=int(codes.shape[0]), n_evaluations=n_eval)
+
+
+def _measurer(chip, wl, base, L, target, seed0: int, dev):
+    """measure(trims (n_chips, fan_out)) -> (disagreements with target, +1 counts), each (n_chips, fan_out), cpu;
+    every call one classify cycle of layer L over the calibration images with its own noise seed."""
+    seed = [seed0]
+    cols = L.cols.to(dev)
+
+    def measure(t):
+        th = base[None].repeat(int(chip.n_chips), 1)
+        th[:, L.cols] += t
+        seed[0] += 1
+        m, p = _counts(chip, wl, th.to(dev), cols, target, seed[0])
+        return m.cpu(), p.cpu()
+    return measure
+
+
+def _bisect(measure, zero, want, span: float, steps: int, fine: int):
+    """Bisect each column's trim until its +1 count matches `want` (the software's), then try +-fine LSB around it.
+    Returns (trials, disagreements, classify cycles used)."""
+    want = want.cpu()[None].expand_as(zero)
+    lo, hi = torch.full_like(zero, -span), torch.full_like(zero, span)
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        up = measure(mid)[1] > want                                    # too many +1: raise the reference
+        lo, hi = torch.where(up, mid, lo), torch.where(up, hi, mid)
+    centre = torch.round(0.5 * (lo + hi))
+    grid = [centre + d for d in range(-fine, fine + 1)]
+    return torch.stack(grid), torch.stack([measure(g)[0] for g in grid]), steps + len(grid)
+
+
+def _grid(measure, zero, trims):
+    """Every column over a coarse grid, then fine offsets around its optimum. Returns (trials, disagreements,
+    classify cycles used)."""
+    coarse, fgrid = default_trims() if trims is None else (torch.as_tensor(trims[0], dtype=torch.float64),
+                                                           torch.as_tensor(trims[1], dtype=torch.float64))
+    g1 = torch.stack([zero + c for c in coarse])
+    m1 = torch.stack([measure(g)[0] for g in g1])
+    g2 = torch.stack([_argbest(m1, g1) + f for f in fgrid])
+    m2 = torch.stack([measure(g)[0] for g in g2])
+    return torch.cat([g1, g2]), torch.cat([m1, m2]), len(g1) + len(g2)
 
 
 def _argbest_index(m: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -164,4 +170,5 @@ def _argbest_index(m: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 
 def _argbest(m: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """The trial with the fewest mismatches per column (ties: the smallest |trim|)."""
     return torch.gather(g, 0, _argbest_index(m, g)[None])[0]

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from ..nn import checkpoint as ckpt
 from ..nn.folded import fold
-from ..nn.train import train_bnn
+from ..nn.train import Recipe, train_bnn
 from ..repro import provenance
+from ..repro.device import as_tensor
 from ..validate import check_int, check_real
 from .calibration import check_calibration_set
 
@@ -34,6 +34,7 @@ class ColumnErrorModel:
     seed: int
 
     def as_dict(self) -> dict:
+        """The fields as plain JSON-ready values."""
         return dict(self.__dict__)
 
 
@@ -44,13 +45,13 @@ def measure_column_error(mapping, chip, codes, split: str = "train", test_codes=
     codes = mapping.check_codes(codes)
     mapping.program(chip)
     vpl = float(chip.volts_per_lsb)
-    _, acts = mapping.reference(codes, return_layers=True)
+    acts = mapping.reference(codes, layers=True).activations
     W = mapping.weights.to(torch.int64)
     gain, s0, s1 = [], [], []
     for L in mapping.layers:
         inp = codes if L.index == 0 else acts[L.index - 1]
         wl = mapping.layer_codes(L.index, inp.to(torch.int64)).to(torch.int64)
-        dec, dv = chip.evaluate(wl, theta=mapping.theta, return_dv=True, noise_seed=777 + L.index)
+        dv = chip.evaluate(wl, theta=mapping.theta, noise_seed=777 + L.index, dv=True).dv
         if dv.dim() == 2:
             dv = dv[None]
         dot = (wl @ W[:, L.cols]).double()                  # (B, fan_out) ideal, incl. bias rows
@@ -97,27 +98,28 @@ def preact_noise_from(model: ColumnErrorModel, mapping, scale: float = 1.0, seed
 def noise_sigma_lsb(error: ColumnErrorModel, mapping, codes, layer: int = 0) -> float:
     """The input-dependent column error (LSB) at the typical drive of `codes`: sigma1 sqrt(load / 1000), with
     load = mean code sum of the images + the layer's bias-row codes (what a trim calibration cannot remove)."""
-    codes = torch.as_tensor(np.asarray(codes) if not torch.is_tensor(codes) else codes)
+    codes = as_tensor(codes)
     load = float(codes.double().sum(1).mean()) + float(mapping.layers[layer].bias_codes.sum())
     return float(error.sigma1[layer] * math.sqrt(max(load, 0.0) / 1000.0))
 
 
 def train_noise_aware(codes, labels, sigma_lsb: float, base_meta: dict, cache_path=None, epochs: int | None = None,
                       seed: int | None = None, noise_seed: int = 0):
-    """Train the BNN again, with the recipe of the base checkpoint (`base_meta`: on_array, readout, epochs, lr,
-    batch_size, seed), but with Gaussian noise of `sigma_lsb` added to every on-array pre-activation during
-    training (`classifier.train_bnn(preact_noise=...)`), so the network learns margins against the column error.
+    """Train the BNN again, with the recipe of the base checkpoint (`Recipe.from_meta(base_meta)`; `epochs` and
+    `seed` override it), but with Gaussian noise of `sigma_lsb` added to every on-array pre-activation during
+    training (`train_bnn(preact_noise=...)`), so the network learns margins against the column error.
     Layers after the first see +-1 inputs; their noise is the same in z units (a simplification).
 
     With `cache_path`, a checkpoint trained with the same base, sigma (to 0.01 LSB), epochs and seed is loaded
     instead of retrained (its metadata is checked). Returns (FoldedBNN, info dict)."""
     sigma_lsb = round(check_real("sigma_lsb", sigma_lsb, 0.0), 2)
-    hidden = list(base_meta.get("on_array") or base_meta["topology"][1:-1])
-    readout = base_meta.get("readout", "digital")
-    epochs = check_int("epochs", int(base_meta.get("epochs", 60)) if epochs is None else epochs, 1)
+    recipe = Recipe.from_meta(base_meta)
+    if epochs is not None:
+        recipe = recipe.replace(epochs=check_int("epochs", epochs, 1))
+    readout, epochs = recipe.readout, recipe.epochs
     seed = check_int("seed", int(base_meta.get("seed", 0)) if seed is None else seed, 0)
-    key = {"noise_sigma_lsb": sigma_lsb, "noise_epochs": epochs, "seed": seed, "base_topology": base_meta.get("topology"),
-           "base_readout": readout}
+    key = {"noise_sigma_lsb": sigma_lsb, "noise_epochs": epochs, "seed": seed,
+           "base_topology": base_meta.get("topology"), "base_readout": readout}
     if cache_path is not None:
         cache_path = Path(cache_path)
         if cache_path.exists():
@@ -132,9 +134,7 @@ def train_noise_aware(codes, labels, sigma_lsb: float, base_meta: dict, cache_pa
     def noise(index, z):
         return z + sigma_lsb * torch.randn(z.shape, generator=gen, dtype=z.dtype)
 
-    r = train_bnn(codes, labels, hidden=hidden, readout=readout, bits=int(base_meta.get("bits", 5)),
-                      epochs=epochs, batch_size=int(base_meta.get("batch_size", 512)),
-                      lr=float(base_meta.get("lr", 1e-2)), seed=seed, preact_noise=noise)
+    r = train_bnn(codes, labels, recipe=recipe, seed=seed, preact_noise=noise)
     meta = {k: base_meta[k] for k in ("size", "bits", "data_checksums") if k in base_meta}
     meta.update(key)
     meta["train_seconds"] = round(r.seconds, 1)

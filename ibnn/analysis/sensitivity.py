@@ -3,37 +3,37 @@ that gives a target figure (inverse analysis by bisection)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from ..validate import check_real
 
 
-@dataclass(frozen=True)
-class TornadoBar:
-    name: str
-    low: float
-    high: float
-    value_low: float     # figure with the parameter at its low end
-    value_high: float    # figure with the parameter at its high end
-    base: float
+def tornado(P, names: Iterable[str], figure: Callable[[object, str], object]) -> list[dict]:
+    """One-at-a-time sensitivity: `figure(P', name)` with each named parameter at its cited low and high end.
 
-    @property
-    def span(self) -> float:
-        return abs(self.value_high - self.value_low)
-
-
-def tornado(P, names: Iterable[str], figure: Callable[[object], float]) -> list[TornadoBar]:
-    """Evaluate `figure(P')` at each ranged parameter's low and high end (one at a time); widest first."""
-    base = float(figure(P))
+    Args:
+        P: the parameter set; names: parameters with a cited low/high range.
+        figure: (P', name) -> the figure(s) at that point (a number or a dict of numbers); `name` says which
+            parameter moved, so a caller can pick a cheaper evaluation for parameters that change less.
+    Returns:
+        One dict per parameter, in the order given: name, section, kind, unit, default, low, high and the
+        figures at_low and at_high.
+    """
     bars = []
-    for n in names:
-        e = P.entry(n)
+    for name in names:
+        e = P.entry(name)
         if e.low is None:
-            raise ValueError(f"parameter {n} has no cited low/high range")
-        bars.append(TornadoBar(n, e.low, e.high, float(figure(P.replace(**{n: e.low}))),
-                               float(figure(P.replace(**{n: e.high}))), base))
-    return sorted(bars, key=lambda b: -b.span)
+            raise ValueError(f"parameter {name} has no cited low/high range")
+        bars.append({"name": name, "section": e.section, "kind": e.kind, "unit": e.unit, "default": e.value,
+                     "low": e.low, "high": e.high, "at_low": figure(P.replace(**{name: e.low}), name),
+                     "at_high": figure(P.replace(**{name: e.high}), name)})
+    return bars
+
+
+def span(bar: dict, key: str | None = None) -> float:
+    """|figure at high - figure at low| of a tornado bar (of figure `key` when the figures are dicts)."""
+    lo, hi = (bar["at_low"], bar["at_high"]) if key is None else (bar["at_low"][key], bar["at_high"][key])
+    return abs(hi - lo)
 
 
 def solve_parameter(P, name: str, figure: Callable[[object], float], target: float, lo: float, hi: float,

@@ -10,31 +10,31 @@ import torch
 from scipy import stats
 
 from ..circuit.chip import Chip
+from ..repro.device import as_tensor
 from ..validate import check_int
 
 
-def make_chips(n_chips: int, seed: int = 0, nonideal=None, params=None, device=None):
-    """`n_chips` simulated chips (ibnn.chip.Chip); n_chips <= 0 is a ValueError before any work."""
+def make_chips(P, n_chips: int, seed: int = 0, nonideal=None, device=None) -> Chip:
+    """`n_chips` simulated chips of parameter set P (`ibnn.circuit.Chip`); n_chips <= 0 is a ValueError before
+    any work."""
     n_chips = check_int("n_chips", n_chips, 1)
     seed = check_int("seed", seed, 0)
-    return Chip(params=params, n_chips=n_chips, seed=seed, nonideal=nonideal, device=device)
+    return Chip(P, n_chips=n_chips, seed=seed, nonideal=nonideal, device=device)
 
 
 def chip_accuracies(mapping, chip, codes, labels, theta=None, noise_seed: int | None = 0,
-                    return_layers: bool = False, batch: int | None = None):
-    """Accuracy of the mapped network on every chip: float64 (n_chips,) (and the per-layer activations)."""
-    labels = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels).to(torch.int64)
-    codes = torch.as_tensor(np.asarray(codes) if not torch.is_tensor(codes) else codes)
+                    batch: int | None = None) -> torch.Tensor:
+    """Accuracy of the mapped network on every chip: float64 (n_chips,). (Activations: `mapping.run`.)"""
+    labels, codes = as_tensor(labels).to(torch.int64), as_tensor(codes)
     if labels.shape != (codes.shape[-2],):
         raise ValueError(f"labels shape={tuple(labels.shape)} must be ({codes.shape[-2]},) like the codes")
-    out = mapping.run(chip, codes, return_layers=return_layers, theta=theta, noise_seed=noise_seed, batch=batch)
-    pred = out[0] if return_layers else out
-    acc = (pred == labels[None]).double().mean(1)
-    return (acc, out[1]) if return_layers else acc
+    pred = mapping.run(chip, codes, theta=theta, noise_seed=noise_seed, batch=batch).labels
+    return (pred == labels[None]).double().mean(1)
 
 
 @dataclass
 class DropStats:
+    """The accuracy drop (software - chip, accuracy units: 0.004 = 0.4 points) over simulated chips."""
     software: float
     accuracies: list
     mean_drop: float
@@ -46,6 +46,7 @@ class DropStats:
     n_chips: int
 
     def as_dict(self) -> dict:
+        """The fields as plain JSON-ready values (keys as in results/05_accuracy_on_chip.json)."""
         return {"software_accuracy": self.software, "chip_accuracies": list(self.accuracies),
                 "mean_drop": self.mean_drop, "std_drop": self.std_drop, "median_drop": self.median_drop,
                 "drop_interval95": list(self.interval95), "mean_drop_ci95": list(self.mean_ci95),

@@ -6,10 +6,10 @@ from typing import Sequence
 from .stats import DropStats, chip_accuracies, drop_stats, make_chips
 
 
-def sweep_point(mapping, codes, labels, software: float, n_chips: int, seed: int, nonideal=None, params=None,
+def sweep_point(P, mapping, codes, labels, software: float, n_chips: int, seed: int, nonideal=None,
                 noise_seed: int = 1) -> DropStats:
-    """Drop statistics of `n_chips` chips (seed) with the given Nonidealities / ParamSet."""
-    chip = make_chips(n_chips, seed, nonideal=nonideal, params=params)
+    """Drop statistics of `n_chips` chips (seed) of parameter set P with the given Nonidealities."""
+    chip = make_chips(P, n_chips, seed, nonideal=nonideal)
     acc = chip_accuracies(mapping, chip, codes, labels, noise_seed=noise_seed)
     return drop_stats(acc, software)
 

@@ -13,7 +13,8 @@ Model (every assumption stated here; constants in ibnn/params_data/circuit.toml)
   saturation is not modelled separately: it is lumped into the effective mobility (see mu_eff_n).
 * The read stack: the cell stores a 0 on the side that discharges, so the pull-down's gate sits at VDD. The access
   device (gate V_WL, drain V_BL, source X) is in series with the pull-down (gate VDD, drain X, source 0). The
-  internal node X is solved to machine precision (bracketed Illinois regula falsi in float64: I_access(X) falls, I_pulldown(X) rises with X).
+  internal node X is solved to machine precision (bracketed Illinois regula falsi in float64: I_access(X) falls,
+  I_pulldown(X) rises with X).
 * Mismatch after Pelgrom (JSSC 1989), sigma = A / sqrt(W L), per cell:
   - dVt on the access device. The pull-down's mismatch is neglected: it is twice as wide (cell ratio 2) and
     driven with V_GS = VDD, so it acts as a small source-degeneration resistance and its dVt moves the cell current
@@ -68,8 +69,8 @@ def ekv_current(dev: Nmos, vg, vd, vs, dvt=0.0) -> torch.Tensor:
 class BitCell:
     """The read stack of one 6T cell. `current(v_wl, v_bl, dvt, dbeta)` -> A (float64 tensor, broadcast)."""
 
-    def __init__(self, params: _params.ParamSet | None = None):
-        P = params if params is not None else _params.load()
+    def __init__(self, params: _params.ParamSet):
+        P = _params.require(params)
         self.params = P
         kp, n, ut = P["kp_n"], P["slope_factor"], P["thermal_voltage"]
         self.vdd = P["vdd"]
@@ -79,7 +80,7 @@ class BitCell:
         self.sigma_beta = P["sigma_beta_cell"]
 
     def internal_node(self, v_wl, v_bl, dvt=0.0) -> torch.Tensor:
-        """Voltage of the node between access and pull-down devices (V), solved by regula falsi (Illinois), bracketed."""
+        """Voltage of the node between access and pull-down devices (V), by bracketed Illinois regula falsi."""
         v_wl, v_bl, dvt = (torch.as_tensor(x, dtype=torch.float64) for x in (v_wl, v_bl, dvt))
         shape = torch.broadcast_shapes(v_wl.shape, v_bl.shape, dvt.shape)
         top = torch.clamp(v_bl, min=0.0).expand(shape).clone()

@@ -14,7 +14,6 @@ from .. import params as _params
 from .bitcell import BitCell
 from .wldac import WLDAC
 
-
 D_SIGMAS = 6.0            # dVt grid half-width in sigma
 
 

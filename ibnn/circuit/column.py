@@ -46,6 +46,7 @@ class DrainLaw:
     b2: float
 
     def f(self, v) -> torch.Tensor:
+        """f(V) of the two affine pieces (float64, broadcast)."""
         v = torch.as_tensor(v, dtype=torch.float64)
         return torch.where(v >= self.vk, self.a1 + self.b1 * v, self.a2 + self.b2 * v)
 

@@ -23,6 +23,7 @@ class Nonidealities:
 
     @classmethod
     def ideal(cls) -> "Nonidealities":
+        """Every nonideality off: the chip computes sign(codes @ W - theta) exactly."""
         return cls(0.0, 0.0, 0.0, 0.0, 0.0)
 
     @property

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 
 from .. import params as _params
+from ..validate import check_codes, check_int, check_nonneg
 from .bitcell import BitCell
-from ..validate import check_int, check_nonneg
 
 _GRID = 4097
 
@@ -32,11 +32,11 @@ _GRID = 4097
 class WLDAC:
     """Word-line DAC of one row type. Codes are integer tensors in 0..2**bits-1."""
 
-    def __init__(self, params: _params.ParamSet | None = None, cell: BitCell | None = None):
-        P = params if params is not None else _params.load()
+    def __init__(self, params: _params.ParamSet, cell: BitCell | None = None):
+        P = _params.require(params)
         self.params = P
         self.cell = cell if cell is not None else BitCell(P)
-        self.bits = int(P["input_bits"])
+        self.bits = P.int("input_bits")
         self.max_code = 2 ** self.bits - 1
         self.ratio = P["replica_ratio"]
         self.unit_current = P["dac_unit_current"]
@@ -51,18 +51,6 @@ class WLDAC:
             raise ValueError("replica current is not monotone in V_WL; check the bit-cell parameters")
 
     # --- DAC -------------------------------------------------------------------------------------------------
-    def check_codes(self, codes, name: str = "codes") -> torch.Tensor:
-        codes = torch.as_tensor(codes)
-        if codes.dtype.is_floating_point or codes.dtype == torch.bool or codes.is_complex():
-            raise ValueError(f"{name} must be an integer tensor with values in [0, {self.max_code}]; "
-                             f"got dtype {codes.dtype}")
-        if codes.numel():
-            lo, hi = int(codes.min()), int(codes.max())
-            if lo < 0 or hi > self.max_code:
-                bad = lo if lo < 0 else hi
-                raise ValueError(f"{name} contains {bad}, out of range; accepted: integers in [0, {self.max_code}]")
-        return codes
-
     def draw_bit_errors(self, shape, generator: torch.Generator | None = None, scale: float = 1.0):
         """Relative error of each bit's current, (*shape, bits): e_b ~ N(0, sigma_u^2 / 2**b) x scale."""
         scale = check_nonneg("scale", scale)
@@ -72,7 +60,7 @@ class WLDAC:
 
     def dac_current(self, codes, bit_err=None) -> torch.Tensor:
         """I_DAC (A) for the codes; bit_err (..., bits) broadcast against codes[..., None]."""
-        codes = self.check_codes(codes)
+        codes = check_codes("codes", codes, self.max_code)
         b = torch.arange(self.bits)
         bitsel = ((codes.long()[..., None] >> b) & 1).to(torch.float64)
         weight = 2.0 ** b.to(torch.float64)
@@ -100,6 +88,7 @@ class WLDAC:
         return torch.where(i > 0, v, torch.zeros_like(v))
 
     def code_to_vwl(self, codes, bit_err=None) -> torch.Tensor:
+        """V_WL (V) for codes (with per-bit current errors bit_err, broadcast against codes[..., None])."""
         return self.word_line_voltage(self.dac_current(codes, bit_err))
 
     def cell_current(self, codes, bit_err=None, dvt=0.0, dbeta=0.0, v_bl=None) -> torch.Tensor:

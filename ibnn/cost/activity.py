@@ -31,7 +31,7 @@ def bitline_drops(chip, codes, chunk: int = 256):
     S = t_eval / C_BL * sum of the start-of-pulse currents of the cells that pull it (`Chip.cell_current`, the
     chip's own cell model with its mismatch; rows at code 0 leak), then the closed-form discharge with
     compression and the 0-V floor (`ibnn.column.discharge` with `chip.drain_law`). Consistency with
-    `Chip.evaluate(..., return_dv=True)` (dBLB - dBL == dV) is checked in tests/test_energy.py.
+    `Chip.evaluate(..., dv=True)` (dBLB - dBL == dV) is checked in tests/test_energy.py.
     In the ideal mode (every nonideality off: a linear bit-line without floor) the drops are the linear swings
     codes @ [cells on the line] * volts_per_lsb, clipped to [0, VDD] because a physical line cannot fall below 0 V.
     """
@@ -82,6 +82,7 @@ class CycleActivity:
     register_bits: int | None = None
 
     def swing_stats(self) -> dict:
+        """Mean and largest bit-line drops, mean |dV| of the layer's own columns, active rows and their mean code."""
         d = self.drops
         own = d[:, self.columns]
         return {"layer": self.layer, "mean_drop_per_line_V": float(d.mean()),
@@ -100,7 +101,8 @@ def network_activity(mapping, chip, codes, noise_seed: int = 0, chip_index: int 
     the drops from `bitline_drops`."""
 
     chip_index = check_int("chip_index", chip_index, 0, chip.n_chips - 1)
-    labels, acts = mapping.run(chip, codes, return_layers=True, noise_seed=noise_seed)
+    res = mapping.run(chip, codes, layers=True, noise_seed=noise_seed)
+    labels, acts = res.labels, res.activations
     out = []
     inputs = torch.as_tensor(codes).to(torch.int64)
     bits = int(mapping.bits)

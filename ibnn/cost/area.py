@@ -19,24 +19,24 @@ def mm2(area_m2: float) -> float:
     return check_nonneg("area_m2", area_m2) * 1e6
 
 
-def array_area(P=None, rows: int = 128, cols: int = 128) -> float:
-    """Bit-cell area (m2) of a rows x cols array."""
-    P = _params.load() if P is None else P
-    rows = check_int("rows", rows, 1)
-    cols = check_int("cols", cols, 1)
+def array_area(P) -> float:
+    """Bit-cell area (m2) of the array_rows x array_cols array of P."""
+    P = _params.require(P)
+    rows = check_int("array_rows", P.int("array_rows"), 1)
+    cols = check_int("array_cols", P.int("array_cols"), 1)
     return rows * cols * check_positive("a_cell", P.a_cell)
 
 
-def macro_breakdown(P=None, rows: int = 128, cols: int = 128) -> dict[str, float]:
-    """Macro area (m2) by component (AREA_COMPONENTS)."""
-    P = _params.load() if P is None else P
-    cells = array_area(P, rows, cols)
-    wldac = rows * check_positive("a_wldac", P.a_wldac)
-    comp = cols * check_positive("a_comparator", P.a_comparator)
+def macro_breakdown(P) -> dict[str, float]:
+    """Macro area (m2) by component (AREA_COMPONENTS): one WLDAC per row, one comparator per column."""
+    P = _params.require(P)
+    cells = array_area(P)
+    wldac = P.int("array_rows") * check_positive("a_wldac", P.a_wldac)
+    comp = P.int("array_cols") * check_positive("a_comparator", P.a_comparator)
     periph = check_nonneg("periphery_overhead", P.periphery_overhead) * (cells + wldac + comp)
     return {"cells": cells, "wldac": wldac, "comparator": comp, "periphery": periph}
 
 
-def macro_area(P=None, rows: int = 128, cols: int = 128) -> float:
+def macro_area(P) -> float:
     """Total macro area (m2): cells + WLDACs + comparators + periphery."""
-    return float(sum(macro_breakdown(P, rows, cols).values()))
+    return float(sum(macro_breakdown(P).values()))

@@ -15,12 +15,8 @@ from .. import params as _params
 from ..validate import check_choice, check_int, check_nonneg, check_positive, check_real
 from .ops import READOUT_KINDS, check_shapes
 
-
 DIGITAL_COMPONENTS = ("weight_read", "multiply", "accumulate", "threshold", "register", "control")
 
-
-def _params_or_default(P):
-    return _params.load() if P is None else P
 
 
 def acc_bits(fan_in: int, input_bits: int) -> int:
@@ -45,7 +41,7 @@ def digital_layer_energy(P, fan_in: int, fan_out: int, input_bits: int) -> dict[
     register: inputs latched (fan_in*input_bits bits) and outputs (fan_out bits).
     control: digital_control_overhead times the sum of the above.
     """
-    P = _params_or_default(P)
+    P = _params.require(P)
     fan_in = check_int("fan_in", fan_in, 1)
     fan_out = check_int("fan_out", fan_out, 1)
     input_bits = check_int("input_bits", input_bits, 1, 16)
@@ -63,7 +59,7 @@ def digital_layer_energy(P, fan_in: int, fan_out: int, input_bits: int) -> dict[
     return out
 
 
-def readout_energy(P=None, kind: str = "vote", n_in: int = 1, n_classes: int = 10) -> dict[str, float]:
+def readout_energy(P, kind: str = "vote", n_in: int = 1, n_classes: int = 10) -> dict[str, float]:
     """Energy (J) of the digital readout of one inference, the same on both sides.
 
     kind "vote": the n_in binary column outputs are counted per class (about n_in full-adder bits) and the ten
@@ -73,7 +69,7 @@ def readout_energy(P=None, kind: str = "vote", n_in: int = 1, n_classes: int = 1
         readout_weights_from_sram (0: held in latches beside the logic).
     kind "none": no digital readout.
     """
-    P = _params_or_default(P)
+    P = _params.require(P)
     check_choice("readout kind", kind, READOUT_KINDS)
     if kind == "none":
         return {"readout": 0.0}
@@ -102,14 +98,14 @@ def sum_breakdowns(parts: Iterable[Mapping[str, float]]) -> dict[str, float]:
     return out
 
 
-def digital_inference_energy(P=None, layer_shapes: Sequence[tuple[int, int]] = (), input_bits: int = 5,
+def digital_inference_energy(P, layer_shapes: Sequence[tuple[int, int]] = (), input_bits: int = 5,
                              readout: Mapping | None = None) -> dict[str, float]:
     """Energy (J) per inference of the digital baseline, by component (DIGITAL_COMPONENTS + readout).
 
     layer_shapes: [(fan_in, fan_out), ...] of the on-array layers, first layer fed by `input_bits`-bit codes,
         later layers by +-1 activations (1 bit). readout: kwargs of `readout_energy` (kind, n_in, n_classes).
     """
-    P = _params_or_default(P)
+    P = _params.require(P)
     shapes = check_shapes(layer_shapes)
     parts = [digital_layer_energy(P, fi, fo, input_bits if i == 0 else 1) for i, (fi, fo) in enumerate(shapes)]
     out = sum_breakdowns(parts)

@@ -17,7 +17,6 @@ from ..validate import check_choice, check_int
 from . import area as _area
 from . import ops as E
 
-
 ENERGY_SCOPES = ("array", "macro", "system")
 
 
@@ -27,11 +26,11 @@ AREA_SCOPES = ("array", "macro")
 OP_BASES = ("network", "array_peak")
 
 
-def tops_per_w_table(imc: dict, layer_shapes, input_bits: int = 5, readout: dict | None = None, rows: int = 128,
-                     cols: int = 128) -> dict:
+def tops_per_w_table(P, imc: dict, layer_shapes, readout: dict | None = None) -> dict:
     """TOPS/W for every op basis x op definition x energy scope, from an `imc_inference_energy` result
-    (keys n_cycles, array_J, macro_J, total_J); readout: kwargs of `energy.readout_energy` (its MACs count in
-    the "system" scope only)."""
+    (keys n_cycles, array_J, macro_J, total_J) of the array of P; readout: kwargs of `digital.readout_energy`
+    (its MACs count in the "system" scope only)."""
+    rows, cols, input_bits = P.int("array_rows"), P.int("array_cols"), P.int("input_bits")
     n_cycles = check_int("n_cycles", imc["n_cycles"], 1)
     energies = {"array": imc["array_J"], "macro": imc["macro_J"], "system": imc["total_J"]}
     ro = readout or {"kind": "none", "n_in": 1, "n_classes": 2}
@@ -49,12 +48,12 @@ def tops_per_w_table(imc: dict, layer_shapes, input_bits: int = 5, readout: dict
     return out
 
 
-def tops_per_mm2_table(P, layer_shapes, n_cycles: int, input_bits: int = 5, rows: int = 128,
-                       cols: int = 128) -> dict:
+def tops_per_mm2_table(P, layer_shapes, n_cycles: int) -> dict:
     """TOPS/mm2 for every op basis x op definition x area scope at the classify clock f_classify
     (one array evaluation per cycle; the network needs n_cycles cycles per inference)."""
     n_cycles = check_int("n_cycles", n_cycles, 1)
-    areas = {"array": _area.array_area(P, rows, cols), "macro": _area.macro_area(P, rows, cols)}
+    rows, cols, input_bits = P.int("array_rows"), P.int("array_cols"), P.int("input_bits")
+    areas = {"array": _area.array_area(P), "macro": _area.macro_area(P)}
     f = P["f_classify"]
     out: dict = {}
     for basis in OP_BASES:

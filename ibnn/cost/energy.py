@@ -23,39 +23,31 @@ bit-lines of every column whose cells sit on an active row. The default counts a
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
 from .. import params as _params
 from ..circuit.wldac import WLDAC
-from ..validate import check_bool, check_int, check_nonneg, check_positive, check_real
+from ..validate import check_bool, check_choice, check_int, check_nonneg, check_positive, check_real
 from .digital import readout_energy, register_energy, sum_breakdowns
-
 
 IMC_COMPONENTS = ("bitline", "wordline", "wldac", "comparator", "control", "input_register")
 
 
-# Names of the circuit constants this module needs, and the names they may carry in circuit.toml.
-CIRCUIT_NAMES: dict[str, tuple[str, ...]] = {
-    "vdd": ("vdd",),
-    "c_bl": ("c_bl", "c_bitline"),
-    "t_eval": ("t_eval", "t_discharge", "t_wl"),
-}
+#: Energy scopes, each the list of components it sums; stated wherever a figure uses one.
+#: array: the array and its drivers; macro: the in-memory macro (+ comparators, control/clocking, input registers);
+#: system: everything per inference (+ the digital readout; the energy ratio uses it on both sides).
+SCOPES = {"array": ("bitline", "wordline", "wldac"),
+          "macro": ("bitline", "wordline", "wldac", "comparator", "control", "input_register"),
+          "system": ("bitline", "wordline", "wldac", "comparator", "control", "input_register", "readout")}
 
 
-def circuit_value(P, key: str) -> float:
-    """The circuit constant `key` ("vdd", "c_bl", "t_eval") from the circuit section of the parameter set."""
-    for name in CIRCUIT_NAMES[key]:
-        if name in P:
-            return P[name]
-    raise KeyError(f"circuit constant {key!r} not in the parameter set (looked for {list(CIRCUIT_NAMES[key])} "
-                   f"in circuit.toml)")
-
-
-def _params_or_default(P):
-    return _params.load() if P is None else P
+def scope_energy(breakdown: Mapping[str, float], scope: str) -> float:
+    """The energy (J) of `scope` (a key of SCOPES): the sum of its components in `breakdown`."""
+    check_choice("scope", scope, tuple(SCOPES))
+    return float(sum(check_nonneg(f"energy component {k!r}", breakdown[k]) for k in SCOPES[scope]))
 
 
 def _array(name: str, x, nonneg: bool = True, upper: float | None = None) -> np.ndarray:
@@ -123,25 +115,49 @@ def control_energy(n_columns, c_ctrl_per_col: float, vdd: float, e_fixed: float)
 
 
 
-def cycle_energy(P=None, *, bl_drops_V, codes, v_wl_lut_V, i_dac_lut_A, input_bits: int,
+def cycle_energy(P, *, bl_drops_V, codes, v_wl_lut_V, i_dac_lut_A, input_bits: int,
                  columns: Sequence[int] | None = None, gate_unused_columns: bool = False,
                  register_bits: int | None = None) -> dict[str, float]:
     """Mean energy (J) per classify cycle of the array, by component (IMC_COMPONENTS), over a batch.
 
-    bl_drops_V: (B, n_columns, 2) drops of BL and BLB (V) for every column the chip model evaluated (or
-        (B, n_columns) with the two drops already summed per column). Recharge energy C_BL * VDD * sum(dV).
-    codes: (B, rows) integer word-line codes of this cycle (0 = row off).
-    v_wl_lut_V, i_dac_lut_A: word-line voltage (V) and WLDAC output current (A) for each code 0..2**bits-1.
-    input_bits: bits per row input latched in this cycle (5 for the first layer, 1 for +-1 activations).
-    columns: the columns this layer uses (default: all). With gate_unused_columns only these are precharged and
-        read; otherwise every evaluated column is (default, the chip as built).
-    register_bits: flip-flop bits latched for this cycle's row inputs (default: input_bits per active row; the
-        mapped network passes fan_in * input_bits: the input register is clocked whole).
+    Args:
+        bl_drops_V: (B, n_columns, 2) drops of BL and BLB (V) for every column the chip model evaluated (or
+            (B, n_columns) with the two drops already summed per column). Recharge energy C_BL * VDD * sum(dV).
+        codes: (B, rows) integer word-line codes of this cycle (0 = row off).
+        v_wl_lut_V, i_dac_lut_A: word-line voltage (V) and WLDAC output current (A) for each code 0..2**bits-1.
+        input_bits: bits per row input latched in this cycle (5 for the first layer, 1 for +-1 activations).
+        columns: the columns this layer uses (default: all). With gate_unused_columns only these are precharged
+            and read; otherwise every evaluated column is (default, the chip as built).
+        register_bits: flip-flop bits latched for this cycle's row inputs (default: input_bits per active row;
+            the mapped network passes fan_in * input_bits: the input register is clocked whole).
     """
-    P = _params_or_default(P)
+    P = _params.require(P)
     gate = check_bool("gate_unused_columns", gate_unused_columns)
     input_bits = check_int("input_bits", input_bits, 1, 16)
-    vdd, c_bl, t_eval = circuit_value(P, "vdd"), circuit_value(P, "c_bl"), circuit_value(P, "t_eval")
+    vdd, c_bl = P["vdd"], P["c_bl"]
+    drops = _check_drops(bl_drops_V, vdd)
+    B, n_cols = drops.shape[:2]
+    if gate:
+        drops = drops[:, _check_columns(columns, n_cols)]
+    n_read = drops.shape[1]
+    c, v_lut, i_lut = _check_codes_luts(codes, B, v_wl_lut_V, i_dac_lut_A, vdd)
+    active = c > 0
+    v_active, i_active = v_lut[c][active], i_lut[c][active]
+    t_on = P.t_wl_settle + P["t_eval"]
+    # Per-cycle means: the batch sums divided by B.
+    return {
+        "bitline": c_bl * vdd * float(drops.sum()) / B,          # checked: finite, >= 0, <= VDD per line
+        "wordline": wordline_energy(v_active, P.c_wl_per_cell * n_cols, vdd, P.wl_drive_from_vdd) / B,
+        "wldac": wldac_energy(i_active, t_on, vdd, P.wldac_bias_current) / B,
+        "comparator": comparator_energy(n_read, P.e_comparator),
+        "control": control_energy(n_read, P.c_ctrl_per_col, vdd, P.e_control_cycle),
+        "input_register": (register_energy(active.sum() * input_bits, P.e_reg_bit) / B if register_bits is None
+                           else register_energy(check_int("register_bits", register_bits, 0), P.e_reg_bit)),
+    }
+
+
+def _check_drops(bl_drops_V, vdd: float) -> np.ndarray:
+    """(B, n_columns, 1 or 2) drops, each line within [0, VDD] (a summed pair within [0, 2 VDD])."""
     drops = _array("bl_drops_V", bl_drops_V, upper=2 * vdd)
     if drops.ndim == 2:          # BL + BLB already summed per column: each line <= VDD, the pair <= 2 VDD
         drops = drops[..., None]
@@ -149,16 +165,19 @@ def cycle_energy(P=None, *, bl_drops_V, codes, v_wl_lut_V, i_dac_lut_A, input_bi
         _array("bl_drops_V", drops, upper=vdd)
     if drops.ndim != 3 or drops.shape[-1] not in (1, 2):
         raise ValueError(f"bl_drops_V must have shape (B, n_columns, 2) or (B, n_columns); got {drops.shape}")
-    B, n_cols = drops.shape[:2]
-    if columns is not None:
-        cols = np.asarray(list(columns), dtype=np.int64)
-        if cols.size and (cols.min() < 0 or cols.max() >= n_cols):
-            raise ValueError(f"columns must lie in [0, {n_cols - 1}]; got [{cols.min()}, {cols.max()}]")
-    else:
-        cols = np.arange(n_cols)
-    if gate:
-        drops = drops[:, cols]
-    n_read = drops.shape[1]
+    return drops
+
+
+def _check_columns(columns, n_cols: int) -> np.ndarray:
+    if columns is None:
+        return np.arange(n_cols)
+    cols = np.asarray(list(columns), dtype=np.int64)
+    if cols.size and (cols.min() < 0 or cols.max() >= n_cols):
+        raise ValueError(f"columns must lie in [0, {n_cols - 1}]; got [{cols.min()}, {cols.max()}]")
+    return cols
+
+
+def _check_codes_luts(codes, B: int, v_wl_lut_V, i_dac_lut_A, vdd: float):
     c = np.asarray(codes.detach().cpu().numpy() if hasattr(codes, "detach") else codes)
     if c.ndim != 2 or c.shape[0] != B:
         raise ValueError(f"codes must have shape (B={B}, rows); got {c.shape}")
@@ -167,27 +186,7 @@ def cycle_energy(P=None, *, bl_drops_V, codes, v_wl_lut_V, i_dac_lut_A, input_bi
     if c.min() < 0 or c.max() >= len(v_lut) or len(i_lut) != len(v_lut):
         raise ValueError(f"codes must lie in [0, {len(v_lut) - 1}] and both look-up tables have one entry per "
                          f"code; got codes in [{c.min()}, {c.max()}], tables {len(v_lut)}, {len(i_lut)}")
-    active = c > 0
-    v_active = v_lut[c][active]
-    i_active = i_lut[c][active]
-    t_on = P.t_wl_settle + t_eval
-    # Per-cycle means: the batch sums divided by B.
-    out = {
-        "bitline": c_bl * vdd * float(drops.sum()) / B,          # checked above: finite, >= 0, <= VDD per line
-        "wordline": wordline_energy(v_active, _c_wl(P, n_cols), vdd, P.wl_drive_from_vdd) / B,
-        "wldac": wldac_energy(i_active, t_on, vdd, P.wldac_bias_current) / B,
-        "comparator": comparator_energy(n_read, P.e_comparator),
-        "control": control_energy(n_read, P.c_ctrl_per_col, vdd, P.e_control_cycle),
-        "input_register": (register_energy(active.sum() * input_bits, P.e_reg_bit) / B if register_bits is None
-                           else register_energy(check_int("register_bits", register_bits, 0), P.e_reg_bit)),
-    }
-    return out
-
-
-def _c_wl(P, cols: int = 128) -> float:
-    """Word-line capacitance (F) of one row of `cols` cells (a word line spans the whole array, gated or not)."""
-    return P.c_wl_per_cell * cols
-
+    return c, v_lut, i_lut
 
 
 def total(breakdown: Mapping[str, float]) -> float:
@@ -195,11 +194,9 @@ def total(breakdown: Mapping[str, float]) -> float:
     return float(sum(check_nonneg(f"energy component {k!r}", v) for k, v in breakdown.items()))
 
 
-def wldac_luts(P=None) -> tuple[np.ndarray, np.ndarray]:
-    """Nominal word-line voltage (V) and WLDAC output current (A) for every code 0..2**bits-1 (ibnn.wldac)."""
-
-
-    P = _params_or_default(P)
+def wldac_luts(P) -> tuple[np.ndarray, np.ndarray]:
+    """Nominal word-line voltage (V) and WLDAC output current (A) for every code 0..2**bits-1."""
+    P = _params.require(P)
     dac = WLDAC(P)
     codes = torch.arange(dac.max_code + 1)
     return dac.code_to_vwl(codes).numpy(), dac.dac_current(codes).numpy()
@@ -209,10 +206,13 @@ def imc_inference_energy(P, activity: Sequence, readout: Mapping | None = None,
                          gate_unused_columns: bool = False, luts=None) -> dict:
     """Energy (J) per inference on the in-memory chip: one classify cycle per layer plus the digital readout.
 
-    Returns {"per_layer": [breakdown per cycle], "breakdown": summed breakdown incl. "readout",
-    "total_J" (system: everything per inference), "macro_J" (the in-memory macro: everything but the digital
-    readout), "array_J" (bit-lines + word lines + WLDACs: the array alone), "n_cycles"}."""
-    P = _params_or_default(P)
+    Args:
+        activity: one `ibnn.cost.activity.CycleActivity` per classify cycle; readout: kwargs of
+            `digital.readout_energy`; luts: (V_WL, I_DAC) per code (default `wldac_luts(P)`).
+    Returns:
+        {"per_layer": [breakdown per cycle], "breakdown": summed breakdown incl. "readout", "total_J",
+        "macro_J", "array_J" (the energies of SCOPES "system", "macro", "array"), "n_cycles"}."""
+    P = _params.require(P)
     v_lut, i_lut = wldac_luts(P) if luts is None else luts
     per_layer = [cycle_energy(P, bl_drops_V=a.drops, codes=a.codes, v_wl_lut_V=v_lut, i_dac_lut_A=i_lut,
                               input_bits=a.input_bits, columns=a.columns,
@@ -220,7 +220,5 @@ def imc_inference_energy(P, activity: Sequence, readout: Mapping | None = None,
                  for a in activity]
     bd = sum_breakdowns(per_layer)
     bd.update(readout_energy(P, **(readout or {"kind": "none"})))
-    array_J = bd["bitline"] + bd["wordline"] + bd["wldac"]
-    tot = total(bd)
-    return {"per_layer": per_layer, "breakdown": bd, "total_J": tot, "macro_J": tot - bd["readout"],
-            "array_J": array_J, "n_cycles": len(per_layer)}
+    return {"per_layer": per_layer, "breakdown": bd, "total_J": scope_energy(bd, "system"),
+            "macro_J": scope_energy(bd, "macro"), "array_J": scope_energy(bd, "array"), "n_cycles": len(per_layer)}

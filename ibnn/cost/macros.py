@@ -19,6 +19,7 @@ COLUMNS = ("key", "authors", "title", "venue", "year", "doi", "tech_nm", "memory
 
 @dataclass(frozen=True)
 class Macro:
+    """One published in-memory-computing macro at one operating point, with its citation and 1-b-normalised figures."""
     key: str
     authors: str
     title: str
@@ -38,6 +39,7 @@ class Macro:
 
     @property
     def citation(self) -> str:
+        """Authors, title, venue, year (and doi where verified)."""
         doi = f", doi {self.doi}" if self.doi else ""
         return f"{self.authors}, \"{self.title}\", {self.venue} {self.year}{doi}"
 

@@ -9,7 +9,6 @@ from typing import Sequence
 
 from ..validate import check_choice, check_int, check_nonneg, check_positive
 
-
 OP_DEFINITIONS = ("mac2", "1b")
 
 
@@ -17,6 +16,7 @@ READOUT_KINDS = ("vote", "digital", "linear", "none")
 
 
 def check_shapes(layer_shapes) -> list[tuple[int, int]]:
+    """[(fan_in, fan_out), ...] as int pairs, each >= 1, or a ValueError naming the entry."""
     shapes = [tuple(s) for s in layer_shapes]
     if not shapes:
         raise ValueError("layer_shapes is empty; give [(fan_in, fan_out), ...] for at least one layer")
@@ -47,8 +47,7 @@ def ops_per_inference(definition: str, layer_shapes: Sequence[tuple[int, int]], 
     return ops
 
 
-def array_ops_per_cycle(definition: str, rows: int = 128, cols: int = 128, input_bits: int = 5,
-                        weight_bits: int = 1) -> float:
+def array_ops_per_cycle(definition: str, rows: int, cols: int, input_bits: int, weight_bits: int = 1) -> float:
     """Peak ops of one classify cycle with every cell of the rows x cols array in use (all rows at input_bits)."""
     check_choice("op definition", definition, OP_DEFINITIONS)
     rows = check_int("rows", rows, 1)

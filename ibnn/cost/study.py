@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..analysis.sensitivity import _evaluable_upper, solve_parameter
+from ..analysis.sensitivity import _evaluable_upper, solve_parameter, tornado
 from ..validate import check_bool, check_choice, check_int
 from . import activity as A
 from . import digital as D
@@ -74,7 +74,7 @@ class EnergyStudy:
         """The headline numbers of one evaluation: energies (system scope), ratio and peak TOPS/W (mac2 and 1b,
         in-memory macro scope)."""
         e = self.energies(P, activity, luts)
-        t = tops_per_w_table(e["imc"], self.layer_shapes, self.input_bits, self.readout)
+        t = tops_per_w_table(P, e["imc"], self.layer_shapes, self.readout)
         return {"imc_J": e["imc_J"], "imc_macro_J": e["imc"]["macro_J"], "digital_J": e["digital_J"],
                 "ratio": e["ratio"],
                 "tops_per_w_mac2": t["array_peak"]["mac2"]["macro"], "tops_per_w_1b": t["array_peak"]["1b"]["macro"]}
@@ -92,27 +92,19 @@ class EnergyStudy:
         Returns (base figures, bars): bars are dicts name, low, high, kind, section and the figures at each end.
         """
         _, act0 = self.run(chip, n)
-        base = self.figures(self.P, act0)
-        bars = []
-        for name in [*names_fixed_swing, *names_retimed, *names_rebuilt]:
-            e = self.P.entry(name)
-            if e.low is None:
-                raise ValueError(f"parameter {name} has no cited low/high range")
-            ends = {}
-            for tag, v in (("low", e.low), ("high", e.high)):
-                P2 = self.P.replace(**{name: v})
-                if name in names_fixed_swing:
-                    ends[tag] = self.figures(P2, act0)
-                elif name in names_retimed:
-                    ends[tag] = self.figures(P2, self.run(A.retimed_chip(chip, P2), n)[1])
-                else:
-                    if build_chip is None:
-                        raise ValueError("names_rebuilt needs build_chip(P) -> a programmed-ready Chip")
-                    ch = build_chip(P2)
-                    ends[tag] = self.figures(P2, self.run(ch, n)[1], luts=E.wldac_luts(P2))
-            bars.append({"name": name, "section": e.section, "kind": e.kind, "unit": e.unit, "default": e.value,
-                         "low": e.low, "high": e.high, "at_low": ends["low"], "at_high": ends["high"]})
-        return base, bars
+        fixed, retimed = set(names_fixed_swing), set(names_retimed)
+        if names_rebuilt and build_chip is None:
+            raise ValueError("names_rebuilt needs build_chip(P) -> a programmed-ready Chip")
+
+        def figure(P2, name):
+            if name in fixed:
+                return self.figures(P2, act0)
+            if name in retimed:
+                return self.figures(P2, self.run(A.retimed_chip(chip, P2), n)[1])
+            return self.figures(P2, self.run(build_chip(P2), n)[1], luts=E.wldac_luts(P2))
+
+        bars = tornado(self.P, [*names_fixed_swing, *names_retimed, *names_rebuilt], figure)
+        return self.figures(self.P, act0), bars
 
     # --- accuracy vs energy --------------------------------------------------------------------------------------
     def sweep_t_eval(self, chip, t_evals: Sequence[float], n: int | None = None) -> list[dict]:

@@ -33,7 +33,6 @@ import numpy as np
 from ..repro import io
 from ..validate import check_choice
 
-
 SPLITS = ("train", "test")
 
 
@@ -175,6 +174,7 @@ def _load_from_dir(folder: Path, split: str):
 
 
 def cache_folder() -> Path:
+    """The folder of the parsed MNIST cache (ibnn.repro.io.cache_dir()/'mnist')."""
     return io.cache_dir() / "mnist"
 
 

@@ -13,7 +13,7 @@ def fine_codes(bits: int) -> list[int]:
     return [2 ** k for k in range(bits - 1, -1, -1)] + [1]
 
 
-def _bias_split(T: torch.Tensor, K: int, c_b: int, fine: Sequence[int]):
+def bias_split(T: torch.Tensor, K: int, c_b: int, fine: Sequence[int]):
     """Bias realisation nearest to -T with K coarse rows at code c_b and fine rows `fine`.
 
     Returns (m, P, B, residual): m (fan_out,) coarse rows at +1 (the other K - m at -1), P the fine positive sum,
@@ -34,7 +34,7 @@ def _bias_split(T: torch.Tensor, K: int, c_b: int, fine: Sequence[int]):
     return pick(m.expand(K + 1, T.numel())), pick(P), pick(B), pick(res)
 
 
-def _fine_pattern(P: torch.Tensor, fine: Sequence[int]) -> torch.Tensor:
+def fine_pattern(P: torch.Tensor, fine: Sequence[int]) -> torch.Tensor:
     """(F, fan_out) +-1: greedy subset of `fine` (descending, exact for 2**k,...,1,1) summing to P at +1."""
     rem = P.clone()
     out = []

@@ -1,6 +1,6 @@
 """The mapped network as data: where each layer sits on the array (`LayerMap`), the whole weight image with its
 thresholds and readout (`ArrayMapping`), and how it runs on simulated chips (the placement itself:
-`ibnn.mapping.place`)."""
+`ibnn.mapping.place`; running: `ibnn.mapping.execute`)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,9 @@ from typing import Any
 
 import torch
 
-from ..validate import check_int
+from ..validate import check_codes
+from . import execute as _execute
+from .execute import RunResult
 
 
 @dataclass
@@ -40,6 +42,7 @@ class LayerMap:
         return torch.cat([self.data_rows, self.bias_rows])
 
     def summary(self) -> dict:
+        """The layer's placement and threshold realisation as a JSON-ready dict (notebook 04's table)."""
         return {
             "layer": self.index, "fan_in": self.fan_in, "fan_out": self.fan_out,
             "data_rows": _span(self.data_rows), "bias_rows": _span(self.bias_rows),
@@ -107,6 +110,7 @@ class ArrayMapping:
                 for L in self.layers]
 
     def utilisation(self) -> dict:
+        """Cells, columns and rows the mapping uses."""
         role = self.role_map()
         used = int((role >= 2).sum())
         return {"cells_used": used, "cells_total": self.rows * self.cols,
@@ -133,6 +137,7 @@ class ArrayMapping:
         return {"kind": kind, "n_inputs": n_last, "n_classes": n_classes, "logic": desc}
 
     def describe(self) -> dict:
+        """The whole mapping as a JSON-ready dict (results/04_map_to_array.json)."""
         return {"rows": self.rows, "cols": self.cols, "bits": self.bits, "n_features": self.n_features,
                 "theta_max_lsb": self.theta_max, "layers": [L.summary() for L in self.layers],
                 "utilisation": self.utilisation(), "readout": self.readout_logic}
@@ -141,7 +146,7 @@ class ArrayMapping:
     def check_compatible(self, folded) -> None:
         """ValueError naming the first field where `folded` (e.g. a loaded checkpoint) differs from this
         mapping: number of layers, layer shapes, weights, thresholds, feature settings."""
-        layers = _folded_layers(folded)
+        layers = folded_layers(folded)
         if len(layers) != len(self.layers):
             raise ValueError(f"checkpoint has {len(layers)} array layers but the mapping has {len(self.layers)}")
         for L, (w, t) in zip(self.layers, layers):
@@ -161,16 +166,11 @@ class ArrayMapping:
 
     # --- inputs -> word-line codes --------------------------------------------------------------------------
     def check_codes(self, codes) -> torch.Tensor:
-        codes = torch.as_tensor(codes)
-        if codes.dtype.is_floating_point or codes.dtype == torch.bool:
-            raise ValueError(f"codes dtype={codes.dtype} must be an integer tensor of {self.bits}-bit codes")
+        """codes int64, (B, n_features) or (n_chips, B, n_features) in 0..2**bits-1, or a ValueError."""
+        codes = check_codes("codes", codes, 2 ** self.bits - 1)
         if codes.dim() not in (2, 3) or codes.shape[-1] != self.n_features:
             raise ValueError(f"codes shape={tuple(codes.shape)} must be (B, {self.n_features}) or "
                              f"(n_chips, B, {self.n_features}): the mapping takes {self.n_features} features")
-        if codes.numel():
-            lo, hi = int(codes.min()), int(codes.max())
-            if lo < 0 or hi > 2 ** self.bits - 1:
-                raise ValueError(f"codes range=[{lo}, {hi}] is out of range; accepted: [0, {2 ** self.bits - 1}]")
         return codes.to(torch.int64)
 
     def layer_codes(self, layer: int, inputs: torch.Tensor) -> torch.Tensor:
@@ -188,110 +188,27 @@ class ArrayMapping:
             out[..., L.bias_rows.to(inputs.device)] = L.bias_codes.to(inputs.device, dt)
         return out
 
-    # --- pure-integer reference -----------------------------------------------------------------------------
-    def reference(self, codes, return_layers: bool = False):
-        """What an ideal array computes: per cycle +1 iff (row codes @ W)[col] >= theta_ref, exactly (int64).
+    # --- running ------------------------------------------------------------------------------------------
+    def reference(self, codes, layers: bool = False) -> RunResult:
+        """What an ideal array computes, exactly in integers (`ibnn.mapping.execute.reference`)."""
+        return _execute.reference(self, codes, layers=layers)
 
-        codes (B, n_features). Returns labels (B,) (and the per-layer +-1 activations)."""
-        codes = self.check_codes(codes)
-        if codes.dim() != 2:
-            raise ValueError(f"codes shape={tuple(codes.shape)}: reference takes (B, {self.n_features})")
-        W = self.weights.to(torch.int64)
-        a = codes
-        acts = []
-        for L in self.layers:
-            wl = self.layer_codes(L.index, a).to(torch.int64)
-            dot = wl @ W[:, L.cols]
-            # theta_ref is integer or half-integer-free by construction: compare exactly in 2x units
-            a = torch.where(2 * dot >= torch.round(2 * L.theta_ref).to(torch.int64), 1, -1).to(torch.int8)
-            acts.append(a)
-        labels = _predict(self.readout, acts[-1])
-        return (labels, acts) if return_layers else labels
-
-    # --- run on simulated chips -----------------------------------------------------------------------------
     def program(self, chip) -> None:
         """Write the weight image into every chip (weights stationary: once, before any inference)."""
         chip.program(self.weights.to(torch.int8))
 
-    def run(self, chip, codes, return_layers: bool = False, return_dv: bool = False, theta=None,
-            noise_seed: int | None = None, batch: int | None = None, program: bool = True):
-        """Run the mapped network on every chip of `chip` for every input.
-
-        codes: (B, n_features) (the same images on every chip) or (n_chips, B, n_features), ints 0..2**bits-1.
-        theta: comparator references (cols,) or (n_chips, cols) in LSB (default: the mapping's `theta`;
-            per-chip calibration passes its trimmed references).
-        noise_seed: base seed of the temporal noise; each cycle and image batch gets its own derived seed.
-        batch: images per `Chip.evaluate` call (default: about 2**22 / n_chips, bounded memory).
-        Returns labels int64 (n_chips, B); with return_layers also the list of per-layer +-1 activations
-        int8 (n_chips, B, fan_out); with return_dv also the list of per-layer differential bit-line voltages
-        float32 (n_chips, B, fan_out) in volts: (labels, acts) or (labels, acts, dvs).
-        """
-        codes = self.check_codes(codes)
-        n_chips = int(getattr(chip, "n_chips", 1))
-        if n_chips <= 0:
-            raise ValueError(f"n_chips={n_chips} is out of range; accepted: integer in [1, inf)")
-        if codes.dim() == 3 and codes.shape[0] != n_chips:
-            raise ValueError(f"codes shape={tuple(codes.shape)}: leading dimension must be n_chips={n_chips}")
-        theta = self._theta_for(theta, n_chips)
-        if program:
-            self.program(chip)
-        B = codes.shape[-2]
-        if batch is None:   # word-line codes, decisions (and dV) of one batch stay within a few 100 MB
-            batch = max(256, (1 << 21) // max(n_chips, 1) // (4 if return_dv else 1))
-        batch = check_int("batch", batch, 1)
-        device = getattr(chip, "device", None)
-        labels = torch.empty(n_chips, B, dtype=torch.int64)
-        acts_all = [torch.empty(n_chips, B, L.fan_out, dtype=torch.int8) for L in self.layers] \
-            if (return_layers or return_dv) else None
-        dvs_all = [torch.empty(n_chips, B, L.fan_out, dtype=torch.float32) for L in self.layers] \
-            if return_dv else None
-        for bi, start in enumerate(range(0, B, batch)):
-            stop = min(B, start + batch)
-            a = codes[..., start:stop, :]
-            if device is not None:
-                a = a.to(device)
-            for L in self.layers:
-                wl = self.layer_codes(L.index, a)
-                seed = None if noise_seed is None else _derive_seed(noise_seed, L.index, bi)
-                out = chip.evaluate(wl, theta=theta, return_dv=return_dv, noise_seed=seed)
-                dec, dv = (out if return_dv else (out, None))
-                a = dec[..., L.cols.to(dec.device)]
-                if a.dim() == 2:  # a single chip given (B, cols) back: make it (1, B, cols)
-                    a = a[None]
-                if acts_all is not None:
-                    acts_all[L.index][:, start:stop] = a.to("cpu", torch.int8)
-                if dvs_all is not None:
-                    dvs_all[L.index][:, start:stop] = dv[..., L.cols.to(dv.device)].reshape(a.shape).to(
-                        "cpu", torch.float32)
-            nb = a.shape[-2]
-            flat = a.reshape(-1, a.shape[-1]).to("cpu")
-            labels[:, start:stop] = _predict(self.readout, flat).reshape(n_chips, nb)
-        if return_dv:
-            return labels, acts_all, dvs_all
-        if return_layers:
-            return labels, acts_all
-        return labels
-
-    def _theta_for(self, theta, n_chips: int) -> torch.Tensor:
-        if theta is None:
-            return self.theta
-        theta = torch.as_tensor(theta, dtype=torch.float64)
-        if theta.shape not in ((self.cols,), (n_chips, self.cols)):
-            raise ValueError(f"theta shape={tuple(theta.shape)} must be ({self.cols},) or ({n_chips}, {self.cols})")
-        if not torch.isfinite(theta).all():
-            raise ValueError("theta must be finite")
-        return theta
+    def run(self, chip, codes, *, theta=None, noise_seed: int | None = None, layers: bool = False,
+            dv: bool = False, batch: int | None = None, program: bool = True) -> RunResult:
+        """The mapped network on every chip of `chip` for every input (`ibnn.mapping.execute.run`)."""
+        return _execute.run(self, chip, codes, theta=theta, noise_seed=noise_seed, layers=layers, dv=dv,
+                            batch=batch, program=program)
 
 
-def _derive_seed(base: int, layer: int, batch_index: int) -> int:
-    return (int(base) * 1_000_003 + 7919 * (layer + 1) + 104_729 * batch_index) % (2 ** 62)
 
 
-def _predict(readout, a: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(readout.predict(a)).to(torch.int64).reshape(-1)
-
-
-def _folded_layers(folded) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def folded_layers(folded) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """[(weight int64 (fan_in, fan_out) in {-1,+1}, theta int64 (fan_out,)), ...] of a folded network, checked
+    (shapes, +-1 weights, integer thresholds, consecutive fan-ins), or a ValueError naming the layer."""
     layers = getattr(folded, "layers", None)
     if layers is None or len(layers) == 0:
         raise ValueError("folded network has no array layers (expected folded.layers: a non-empty list of "

@@ -3,8 +3,8 @@ and checkpoints."""
 from .binary import BNN, READOUTS, array_usage, model_meta
 from .checkpoint import find_checkpoint, load_checkpoint, load_network, load_trained, save_checkpoint
 from .folded import DigitalReadout, FoldedBNN, FoldedLayer, VoteReadout, fold, threshold_summary
-from .train import TrainResult, accuracy, recalibrate_bn, train_bnn
+from .train import Recipe, TrainResult, accuracy, recalibrate_bn, train_bnn
 
 __all__ = ["BNN", "READOUTS", "array_usage", "model_meta", "find_checkpoint", "load_checkpoint", "load_network",
            "load_trained", "save_checkpoint", "DigitalReadout", "FoldedBNN", "FoldedLayer", "VoteReadout", "fold",
-           "threshold_summary", "TrainResult", "accuracy", "recalibrate_bn", "train_bnn"]
+           "threshold_summary", "Recipe", "TrainResult", "accuracy", "recalibrate_bn", "train_bnn"]

@@ -24,18 +24,11 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
+from ..repro.device import as_tensor
 from ..validate import check_choice, check_int
-
-
-ARRAY_ROWS = 128
-
-
-ARRAY_COLS = 128
-
 
 N_CLASSES = 10
 
@@ -53,16 +46,19 @@ class SignSTE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x):
+        """sign(x) with sign(0) = +1."""
         ctx.save_for_backward(x)
         return binarize(x)
 
     @staticmethod
     def backward(ctx, grad):
+        """The straight-through gradient: grad where |x| <= 1, else 0."""
         (x,) = ctx.saved_tensors
         return grad * (x.abs() <= 1).to(grad.dtype)
 
 
 def sign_ste(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) (sign(0) = +1) with the straight-through gradient."""
     return SignSTE.apply(x)
 
 
@@ -71,10 +67,12 @@ class RoundSTE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x):
+        """round(x), half to even."""
         return torch.round(x)
 
     @staticmethod
     def backward(ctx, grad):
+        """The identity gradient."""
         return grad
 
 
@@ -119,6 +117,7 @@ class BinaryLayer(nn.Module):
         return float(self.fan_in * self.max_input + 1)
 
     def binary_weight(self) -> torch.Tensor:
+        """The +-1 weights (sign of the latent weights), detached."""
         return binarize(self.weight.detach())
 
     def preact(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,6 +125,7 @@ class BinaryLayer(nn.Module):
         return x @ sign_ste(self.weight)
 
     def forward(self, x, index: int = 0, preact_noise=None):
+        """+-1 outputs: training mode STE through batch-norm and sign; eval mode the exact threshold form."""
         if self.training:
             z = self.preact(x)
             if preact_noise is not None:
@@ -146,11 +146,13 @@ class DigitalHead(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(-0.5 * math.log(fan_in)))
 
     def scores(self, a):
+        """Integer class scores a @ W_b + round(b) (training: with straight-through gradients)."""
         if self.training:
             return a @ sign_ste(self.weight) + RoundSTE.apply(self.bias)
         return a.double() @ binarize(self.weight.detach()).double() + torch.round(self.bias.detach()).double()
 
     def forward(self, a):
+        """Training logits: the scores times exp(log_scale)."""
         return self.scores(a) * self.log_scale.exp().to(a.dtype)
 
 
@@ -163,14 +165,15 @@ class VoteHead(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(0.0))
 
     def scores(self, a):
+        """Per class the sum of its columns' +-1 outputs."""
         return a.reshape(a.shape[0], self.n_classes, self.votes).sum(-1)
 
     def forward(self, a):
+        """Training logits: the vote scores times exp(log_scale)."""
         return self.scores(a) * self.log_scale.exp().to(a.dtype)
 
 
-def array_usage(hidden: Sequence[int], readout: str = "digital", n_in: int = 81, bias_rows: int = 8,
-                rows: int = ARRAY_ROWS, cols: int = ARRAY_COLS) -> dict:
+def array_usage(hidden: Sequence[int], readout: str, n_in: int, bias_rows: int, rows: int, cols: int) -> dict:
     """Rows and columns the on-array layers occupy (each layer its own columns; fan-in + bias rows per layer).
 
     Returns {"columns": total, "rows": max(fan_in + bias_rows), "layers": [{fan_in, fan_out}], "fits": bool,
@@ -222,6 +225,7 @@ class BNN(nn.Module):
         return [self.n_in, *self.hidden] + ([self.n_classes] if self.readout_kind == "digital" else [])
 
     def features(self, codes, preact_noise=None) -> list[torch.Tensor]:
+        """The +-1 outputs of every on-array layer, in order."""
         acts, x = [], codes
         for i, layer in enumerate(self.layers):
             x = layer(x, i, preact_noise)
@@ -238,7 +242,7 @@ class BNN(nn.Module):
         was = self.training
         self.eval()
         try:
-            codes = torch.as_tensor(np.asarray(codes) if not torch.is_tensor(codes) else codes)
+            codes = as_tensor(codes)
             out = []
             for s in range(0, codes.shape[0], batch_size):
                 a = self.features(codes[s:s + batch_size].double())[-1]
@@ -249,5 +253,6 @@ class BNN(nn.Module):
 
 
 def model_meta(model: BNN) -> dict:
+    """The topology metadata of a trained model (stored in checkpoints)."""
     return {"topology": model.topology, "on_array": list(model.hidden), "readout": model.readout_kind,
             "bits": model.bits, "n_in": model.n_in, "n_classes": model.n_classes}

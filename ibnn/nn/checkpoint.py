@@ -11,7 +11,6 @@ from ..repro import io, provenance
 from .binary import BNN
 from .folded import DigitalReadout, FoldedBNN, FoldedLayer, VoteReadout, fold
 
-
 FORMAT = "ibnn-bnn-v1"
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
-from .binary import BNN, BinaryLayer, N_CLASSES, binarize, bn_threshold, model_meta
+from ..repro.device import as_tensor
+from .binary import BNN, N_CLASSES, BinaryLayer, binarize, bn_threshold, model_meta
 
 
 @dataclass
@@ -38,7 +38,7 @@ class FoldedLayer:
 
     def preact(self, x) -> torch.Tensor:
         """x @ weight as exact integers (int64); x integer codes or +-1."""
-        x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+        x = as_tensor(x)
         return (x.double() @ self.weight.double()).round().to(torch.int64)   # exact: |sum| << 2**53
 
     def __call__(self, x) -> torch.Tensor:
@@ -57,9 +57,11 @@ class DigitalReadout:
         self.bias = torch.as_tensor(self.bias).to(torch.int64)
 
     def scores(self, a) -> torch.Tensor:
+        """Integer class scores a @ weight + bias, int64 (B, classes)."""
         return (torch.as_tensor(a).double() @ self.weight.double()).round().to(torch.int64) + self.bias
 
     def predict(self, a) -> torch.Tensor:
+        """Labels int64 (B,): argmax of the scores."""
         return torch.argmax(self.scores(a), dim=1)
 
 
@@ -71,15 +73,18 @@ class VoteReadout:
     kind: str = "vote"
 
     def scores(self, a) -> torch.Tensor:
+        """Per class the count of +1 outputs among its columns, int64 (B, classes)."""
         a = torch.as_tensor(a)
         return (a > 0).reshape(a.shape[0], self.n_classes, self.votes).sum(-1).to(torch.int64)
 
     def predict(self, a) -> torch.Tensor:
+        """Labels int64 (B,): argmax of the counts."""
         return torch.argmax(self.scores(a), dim=1)
 
 
 @dataclass
 class FoldedBNN:
+    """The hardware-facing network: FoldedLayers (on the array), a digital readout, and metadata."""
     layers: list
     readout: object
     meta: dict = field(default_factory=dict)
@@ -93,6 +98,7 @@ class FoldedBNN:
         return out
 
     def predict(self, codes) -> torch.Tensor:
+        """Labels int64 (B,) for word-line codes (B, n_in)."""
         return self.readout.predict(self.hidden(codes)[-1])
 
 

@@ -22,6 +22,7 @@ README_END = "<!-- claims-table:end -->"
 
 @dataclass(frozen=True)
 class Claim:
+    """One claim of the ledger: the paper's figure, the results key that reproduces it, a rule and a tolerance."""
     id: str
     claim: str
     paper: float
@@ -57,6 +58,7 @@ def lookup(results: Mapping[str, dict], source: str):
 
 
 def holds(rule: str, paper: float, reproduced: float, tolerance: float) -> bool:
+    """Whether `reproduced` satisfies `rule` against `paper` within `tolerance`."""
     if tolerance < 0:
         raise ValueError(f"tolerance={tolerance} must be >= 0")
     if rule == "equal":
@@ -101,6 +103,7 @@ def _fmt(x: float) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
+    """The ledger rows as the README's markdown table."""
     lines = ["| claim | paper | reproduced | tolerance | holds | assumptions |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -140,7 +143,8 @@ def rounding_plus_ci(last_digit: float, ci_source: str, scale: float) -> Callabl
 
 def default_claims() -> list[Claim]:
     """The ledger: the paper's five claims, then what goes beyond the paper. Sources are results keys."""
-    drop_tol = "half a unit of the quoted 0.4 (0.05 pt) plus the half-width of the 95% interval of the mean drop over chips"
+    drop_tol = ("half a unit of the quoted 0.4 (0.05 pt) plus the half-width of the 95% interval of the mean drop "
+                "over chips")
     return [
         Claim("baseline_accuracy", PAPER_WORDS["baseline_accuracy"], 100 * PAPER["baseline_accuracy"], "%",
               "equal", "03_train_bnn:test_acc_mean",

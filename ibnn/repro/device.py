@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 
+import numpy as np
 import torch
 
 from ..validate import check_int
 
 
 def default_device() -> torch.device:
+    """The torch device: IBNN_DEVICE (cpu | cuda, checked) or CUDA when available, else the CPU."""
     want = os.environ.get("IBNN_DEVICE")
     if want:
         if want not in ("cpu", "cuda"):
@@ -45,3 +47,9 @@ def elementwise_threads() -> int | None:
     if env == "auto":
         return None
     return check_int("IBNN_ELEMENTWISE_THREADS", int(env) if env.isdigit() else env, 1)
+
+
+def as_tensor(x, dtype=None) -> torch.Tensor:
+    """x (a tensor, numpy array or sequence) as a torch tensor, without a copy where possible."""
+    t = x if torch.is_tensor(x) else torch.as_tensor(np.asarray(x))
+    return t if dtype is None else t.to(dtype)

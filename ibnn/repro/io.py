@@ -20,7 +20,6 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -28,23 +27,28 @@ REPO_ROOT = PACKAGE_DIR.parent
 
 
 def output_root() -> Path:
+    """Where results/ and figures/ are written: IBNN_OUTPUT_ROOT or the repository."""
     env = os.environ.get("IBNN_OUTPUT_ROOT")
     return Path(env).resolve() if env else REPO_ROOT
 
 
 def results_dir() -> Path:
+    """output_root()/results."""
     return output_root() / "results"
 
 
 def figures_dir() -> Path:
+    """output_root()/figures."""
     return output_root() / "figures"
 
 
 def checkpoints_dir() -> Path:
+    """results_dir()/checkpoints."""
     return results_dir() / "checkpoints"
 
 
 def cache_dir() -> Path:
+    """IBNN_CACHE_DIR or the repository's .cache/ (git-ignored)."""
     env = os.environ.get("IBNN_CACHE_DIR")
     return Path(env).resolve() if env else REPO_ROOT / ".cache"
 
@@ -69,6 +73,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write `data` to `path` atomically (temporary file, fsync, rename)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -86,6 +91,7 @@ def atomic_torch_save(obj, path) -> Path:
 
 
 def atomic_write_text(path, text: str) -> Path:
+    """Write UTF-8 `text` to `path` atomically."""
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
@@ -109,14 +115,17 @@ def _jsonable(obj: Any):
 
 
 def dumps(obj: Any) -> str:
+    """Canonical JSON (sorted keys, indent 2, numpy/torch values converted, NaN/inf refused)."""
     return json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n"
 
 
 def atomic_write_json(path, obj: Any) -> Path:
+    """Write `obj` as canonical JSON to `path` atomically."""
     return atomic_write_text(path, dumps(obj))
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
+    """The sha256 hex digest of a file."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):

@@ -34,6 +34,7 @@ def notebooks_dir() -> Path:
 
 
 def notebooks() -> list[Path]:
+    """The numbered notebooks NN_*.ipynb, in order."""
     return sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 
 
@@ -49,6 +50,7 @@ def clean_temporaries() -> list[Path]:
 
 
 def package_digest() -> str:
+    """sha256 over the ibnn package's sources and data files."""
     h = hashlib.sha256()
     for p in sorted(io.PACKAGE_DIR.rglob("*")):
         if p.suffix in (".py", ".toml", ".csv") and "__pycache__" not in p.parts:
@@ -124,6 +126,7 @@ def _exclusive():
 
 
 def run(fast: bool = False, force: bool = False, only: list[str] | None = None) -> int:
+    """Run the stale notebooks (all with force) under the pipeline lock; returns 0."""
     with _exclusive():
         return _run(fast, force, only)
 
@@ -174,6 +177,7 @@ def _run(fast: bool, force: bool, only: list[str] | None) -> int:
 
 
 def main(argv=None) -> int:
+    """The command line of `make figures`."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fast", action="store_true", help="quick profile (fewer chips and epochs)")
     ap.add_argument("--force", action="store_true", help="rerun every notebook")

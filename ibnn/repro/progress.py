@@ -4,10 +4,12 @@ from __future__ import annotations
 import os
 import sys
 
-from tqdm import tqdm   # plain text bars: no ipywidgets needed (tqdm.auto warns without them)
+from tqdm import tqdm  # plain text bars: no ipywidgets needed (tqdm.auto warns without them)
 
 
 def quiet() -> bool:
+    """Whether progress bars stay quiet: in CI, under papermill or the scratch output root, off a terminal
+    (IBNN_PROGRESS=1 forces them on, 0 off)."""
     if os.environ.get("IBNN_PROGRESS") == "1":
         return False
     if os.environ.get("CI") or os.environ.get("IBNN_PROGRESS") == "0":

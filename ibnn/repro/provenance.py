@@ -12,7 +12,6 @@ from pathlib import Path
 
 from .io import atomic_write_json, output_root, results_dir, sha256_file
 
-
 # Provenance: every file a notebook reads through `load_results` / `record_input` is remembered (with its
 # sha256), and `write_results` stores that list, with the run profile, under the key "_provenance". A later
 # `load_results` checks that the inputs recorded there are still the files on disk: a result computed from
@@ -63,6 +62,8 @@ class StaleResultError(RuntimeError):
 
 
 def check_provenance(name: str, data: dict, profile: str | None = None) -> None:
+    """A StaleResultError unless every input recorded in results/<name>.json is unchanged on disk (and the profile
+    matches)."""
     prov = data.get("_provenance")
     if not isinstance(prov, dict):
         raise StaleResultError(f"results/{name}.json has no _provenance: it was not written by this version of "

@@ -31,6 +31,7 @@ REPRO = "#1f5fa8"      # this companion's figure
 
 
 def use_style() -> None:
+    """Apply the project's matplotlib style."""
     matplotlib.rcParams.update(STYLE)
 
 

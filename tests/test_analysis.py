@@ -1,39 +1,16 @@
-"""ibnn.hwaware: drop statistics, per-chip calibration (recovers known offsets), guards against test-set
+"""ibnn.analysis: drop statistics, per-chip calibration (recovers known offsets), guards against test-set
 calibration and bad chip counts."""
 from __future__ import annotations
 
 import pytest
 import torch
+from conftest import OffsetChip, make_folded, random_codes
 
+from ibnn import params
 from ibnn.analysis import calibration, noise_aware, stats
 from ibnn.mapping import map_network
 
-from test_mapping import IntegerChip, make_folded, random_codes
-
-
-class OffsetChip(IntegerChip):
-    """Integer chip whose comparators have a static per-chip, per-column offset (LSB) and Gaussian noise."""
-
-    def __init__(self, n_chips=2, sigma=20.0, noise=0.0, seed=0):
-        super().__init__(n_chips)
-        g = torch.Generator().manual_seed(seed)
-        self.offset = torch.randn(n_chips, 128, generator=g, dtype=torch.float64) * sigma
-        self.noise = noise
-        self.volts_per_lsb = 1e-3
-
-    def evaluate(self, codes, theta=None, return_dv=False, noise_seed=None):
-        dot = codes.to(torch.float64) @ self.W.to(torch.float64)  # exact: |dot| << 2**53
-        if dot.dim() == 2:
-            dot = dot.expand(self.n_chips, *dot.shape)
-        v = dot.to(torch.float64) + self.offset[:, None, :]
-        if self.noise:
-            g = torch.Generator().manual_seed(0 if noise_seed is None else noise_seed)
-            v = v + torch.randn(v.shape, generator=g, dtype=torch.float64) * self.noise
-        th = torch.zeros(128, dtype=torch.float64) if theta is None else theta
-        if th.dim() == 2:
-            th = th[:, None, :]
-        dec = torch.where(v >= th, 1, -1).to(torch.int8)
-        return (dec, v * self.volts_per_lsb) if return_dv else dec
+P = params.load()
 
 
 def test_drop_stats():
@@ -48,18 +25,18 @@ def test_drop_stats():
 
 def test_calibration_recovers_offsets_and_accuracy():
     net = make_folded(seed=21, sizes=(81, 60, 40))
-    m = map_network(net)
+    m = map_network(net, P)
     chip = OffsetChip(n_chips=2, sigma=25.0, noise=0.0, seed=1)
     cal_codes = random_codes(250, seed=30)
     test_codes = random_codes(1000, seed=31)
     soft = net.predict(test_codes)
-    naive = m.run(chip, test_codes)
+    naive = m.run(chip, test_codes).labels
     trims = (torch.arange(-80.0, 81.0, 8.0), torch.arange(-7.0, 8.0, 1.0))
     cal = calibration.calibrate_trim(m, chip, cal_codes, split="train", method="grid", trims=trims)
     cal_b = calibration.calibrate_trim(m, chip, cal_codes, split="train")
-    fixed_b = m.run(chip, test_codes, theta=cal_b.theta)
+    fixed_b = m.run(chip, test_codes, theta=cal_b.theta).labels
     assert (fixed_b == soft[None]).double().mean() > 0.9
-    fixed = m.run(chip, test_codes, theta=cal.theta)
+    fixed = m.run(chip, test_codes, theta=cal.theta).labels
     agree_naive = (naive == soft[None]).double().mean()
     agree_cal = (fixed == soft[None]).double().mean()
     assert agree_cal > agree_naive
@@ -74,7 +51,7 @@ def test_calibration_recovers_offsets_and_accuracy():
 
 def test_calibration_rejects_test_set():
     net = make_folded()
-    m = map_network(net)
+    m = map_network(net, P)
     chip = OffsetChip(1)
     test_codes = random_codes(300, seed=40)
     with pytest.raises(ValueError, match="test"):
@@ -88,18 +65,18 @@ def test_calibration_rejects_test_set():
 
 def test_bad_chip_count():
     with pytest.raises(ValueError, match="n_chips"):
-        stats.make_chips(0)
+        stats.make_chips(P, 0)
     with pytest.raises(ValueError, match="n_chips"):
-        stats.make_chips(-3)
+        stats.make_chips(P, -3)
 
 
 def test_flip_rates_and_column_error_model():
     net = make_folded(seed=22)
-    m = map_network(net)
+    m = map_network(net, P)
     chip = OffsetChip(n_chips=2, sigma=10.0, noise=3.0)
     codes = random_codes(300, seed=50)
-    _, acts = m.run(chip, codes, return_layers=True, noise_seed=1)
-    _, ref = m.reference(codes, return_layers=True)
+    acts = m.run(chip, codes, layers=True, noise_seed=1).activations
+    ref = m.reference(codes, layers=True).activations
     fr = stats.layer_flip_rates(acts, ref)
     assert len(fr) == 2 and 0 < fr[0]["flip_rate"] < 0.5
     em = noise_aware.measure_column_error(m, chip, codes, split="train")

@@ -1,0 +1,115 @@
+"""The per-row factored cell-current tables that make a simulated chip fast, and the line sums built from them.
+
+For every chip and row the exact table T_i[c, j] = I_ij(code c) / I_LSB (codes x columns, each cell with its own
+mismatch) is factored by a truncated SVD, T_i ~ A_i B_i with K terms: K is the smallest rank whose Frobenius
+residual, over every chip and row, is below RANK_TOL = 0.01 LSB (so the error of any single cell current is below
+it too). The line sums of a batch of inputs are then one matrix product per chip:
+S_line[b, j] = sum_{i, r} A_i[c_bi, r] M_line[(i, r), j], M_line = B_i[r, j] [w_ij on that line],
+(B x K*rows) @ (K*rows x 2*cols); rows whose code is 0 for every input of a chunk are taken out of the product
+and added as their (input-independent) leakage.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..repro.device import torch_threads
+
+RANK_MAX = 6              # most terms of the per-row separable approximation
+RANK_TOL = 0.01           # LSB: bound on the Frobenius residual of each row's table (so on any single cell)
+
+
+def chip_generator(seed: int, k: int, stream: int = 0) -> torch.Generator:
+    """The CPU generator of chip instance k of `seed` (stream 0: static mismatch, 1: temporal noise), from a numpy
+    SeedSequence, so chip k is the same whatever batch it is drawn in."""
+    state = np.random.SeedSequence([seed, k, stream]).generate_state(2, np.uint32)
+    g = torch.Generator(device="cpu")
+    g.manual_seed(int(state[0]) << 32 | int(state[1]))
+    return g
+
+
+@dataclass
+class StandardDraws:
+    """Standard-normal draws of every static mismatch of n chips, in the fixed order each chip draws them:
+    cell dVt (n, rows, cols), cell dbeta (n, rows, cols), WLDAC bit errors (n, rows, bits), comparator
+    offsets (n, cols). A Nonidealities scale multiplies them, so the draws do not depend on the scales."""
+    dvt: torch.Tensor
+    dbeta: torch.Tensor
+    dac: torch.Tensor
+    offset: torch.Tensor
+
+
+def draw_standard(seed: int, first_chip: int, n_chips: int, rows: int, cols: int, bits: int) -> StandardDraws:
+    """The standard-normal static draws of chips first_chip .. first_chip + n_chips - 1 of `seed`."""
+    out = {"dvt": [], "dbeta": [], "dac": [], "offset": []}
+    for k in range(first_chip, first_chip + n_chips):
+        g = chip_generator(seed, k)
+        out["dvt"].append(torch.randn(rows, cols, generator=g, dtype=torch.float64))
+        out["dbeta"].append(torch.randn(rows, cols, generator=g, dtype=torch.float64))
+        out["dac"].append(torch.randn(rows, bits, generator=g, dtype=torch.float64))
+        out["offset"].append(torch.randn(cols, generator=g, dtype=torch.float64))
+    return StandardDraws(**{k: torch.stack(v) for k, v in out.items()})
+
+
+@dataclass
+class FactoredTables:
+    """T ~ A B for every chip and row: a (n, rows, codes, K), b (n, rows, K, cols), in LSB; `residual_lsb` bounds
+    the error of any single cell current of the separable form."""
+    a: torch.Tensor
+    b: torch.Tensor
+    rank: int
+    residual_lsb: float
+
+
+def factor_tables(tables) -> FactoredTables:
+    """Truncated SVD of each row's (codes x cols) table, through the (codes x codes) Gram matrix
+    T T^T = U S^2 U^T (A = U, B = U^T T); `tables` yields one (rows, codes, cols) float64 table per chip."""
+    a_list, b_list, tails = [], [], []
+    for t in tables:
+        with torch_threads(1):        # LAPACK's threading only adds overhead for many 32 x 32 matrices
+            ev, u = torch.linalg.eigh(t @ t.transpose(1, 2))                                  # ascending
+        ev, u = torch.flip(ev, [1]).clamp(min=0), torch.flip(u, [2])
+        tail = torch.sqrt(torch.flip(torch.cumsum(torch.flip(ev, [1]), 1), [1]))              # residual per rank
+        tails.append(torch.cat([tail, torch.zeros(t.shape[0], 1, dtype=tail.dtype)], 1).amax(0))
+        a_list.append(u)
+        b_list.append(u.transpose(1, 2) @ t)
+    tail = torch.stack(tails).amax(0)                # worst chip and row, per kept rank
+    ok = torch.nonzero(tail <= RANK_TOL).flatten()
+    rank = max(1, min(int(ok[0]) if len(ok) else RANK_MAX, RANK_MAX))
+    return FactoredTables(a=torch.stack([a[..., :rank] for a in a_list]),
+                          b=torch.stack([b[:, :rank, :] for b in b_list]), rank=rank,
+                          residual_lsb=float(tail[rank]))
+
+
+def line_matrix(b: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """M (n, rows * K, 2 cols) float64: B of each cell on the line its weight pulls (+1 -> BLB, the second half;
+    -1 -> BL, the first half)."""
+    n, rows, k, cols = b.shape
+    pos = (weights.cpu() == 1).to(torch.float64)[:, :, None, :]                               # (n, R, 1, C)
+    m = torch.cat([b * pos, b * (1 - pos)], dim=3)
+    return m.reshape(n, rows * k, 2 * cols)
+
+
+def line_sums(u: torch.Tensor, m: torch.Tensor, leak0: torch.Tensor, x: torch.Tensor, shared: bool,
+              threads: int | None) -> torch.Tensor:
+    """Start-of-pulse current sums (LSB) of both lines of every column, (G, Bc, 2 cols), for a group of G chips.
+
+    u (G, rows * codes, K) float32 factor A, m (G, rows, K, 2 cols) float32, leak0 (G, rows, 2 cols) the leakage
+    of each row at code 0; x the codes of the chunk, (Bc, rows) shared by the chips or (G, Bc, rows)."""
+    G, rows, k, two_c = m.shape
+    n_codes = u.shape[1] // rows
+    active = (x != 0).reshape(-1, rows).any(0)
+    idx = torch.nonzero(active).flatten()
+    const = leak0.sum(1) - leak0[:, idx].sum(1)                                               # (G, 2C)
+    bc = x.shape[-2]
+    if not len(idx):
+        return const[:, None, :].expand(G, bc, two_c)
+    xa = x[..., idx].long()
+    if shared:
+        xa = xa.unsqueeze(0).expand(G, -1, -1)
+    flat = (idx * n_codes)[None, None, :] + xa                                                # (G, Bc, na)
+    feat = torch.gather(u, 1, flat.reshape(G, -1, 1).expand(-1, -1, k)).reshape(G, bc, len(idx) * k)
+    with torch_threads(threads):
+        return torch.baddbmm(const[:, None, :], feat, m[:, idx].reshape(G, len(idx) * k, two_c))
