@@ -31,15 +31,20 @@ test: unit nbval
 data: $(STAMP)
 	$(PY) -c "from ibnn.data import load_mnist; [load_mnist(s) for s in ('train', 'test')]"
 
+DOCTESTS := ibnn/data/features.py ibnn/cost/ops.py ibnn/nn/folded.py
+
 unit: data
-	$(PY) -m pytest -q tests
+	@echo "== make test, stage 1 of 2: unit tests, doctests and the committed results' invariants"
+	$(PY) -m pytest -q tests --doctest-modules $(DOCTESTS)
 
 # Notebooks run under nbval in the quick profile and write into a scratch folder, so a test run
 # never overwrites the committed figures/ and results/.
 nbval: $(STAMP)
+	@echo "== make test, stage 2 of 2: every notebook under nbval (quick profile, scratch folder), then the invariants of its results"
 	@scratch=$$(mktemp -d); \
 	IBNN_OUTPUT_ROOT=$$scratch IBNN_PROFILE=fast MPLBACKEND=Agg \
-	  $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/; \
+	  $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/ && \
+	IBNN_OUTPUT_ROOT=$$scratch $(PY) -m pytest -q -p no:cacheprovider tests/test_results.py; \
 	rc=$$?; rm -rf $$scratch; exit $$rc
 
 lab: $(STAMP)

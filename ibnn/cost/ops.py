@@ -35,6 +35,11 @@ def ops_per_inference(definition: str, layer_shapes: Sequence[tuple[int, int]], 
     "mac2": 2 ops per multiply-accumulate, 2 * sum(fan_in * fan_out).
     "1b": 1-bit-normalised, each layer's 2*MACs times its input bits times weight bits (first layer:
         `input_bits`, later layers: 1).
+
+    >>> ops_per_inference("mac2", [(81, 128)])           # 2 ops per MAC
+    20736.0
+    >>> ops_per_inference("1b", [(81, 128)], input_bits=5)    # x 5 input bits x 1 weight bit
+    103680.0
     """
     check_choice("op definition", definition, OP_DEFINITIONS)
     shapes = check_shapes(layer_shapes)

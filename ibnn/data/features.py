@@ -32,6 +32,14 @@ def features(images, size: int = 9, bits: int = 5) -> np.ndarray:
        Code 0 leaves the word line off; code 2**bits-1 is the DAC's full-scale current.
     All in integer arithmetic (the area sums are integers in units of 1/size**2 of a pixel), so the codes are
     exact and identical on every machine.
+
+    >>> import numpy as np
+    >>> img = np.zeros((28, 28), dtype=np.uint8); img[:14, :14] = 255   # the top-left quarter lit
+    >>> codes = features(img, size=2, bits=5)
+    >>> codes.tolist()                                                   # brightest pixel at full scale, 31
+    [[31, 0, 0, 0]]
+    >>> features(img).shape                                              # the chip's 9 x 9 = 81 word lines
+    (1, 81)
     """
     size = check_int("size", size, 2, 28)
     bits = check_int("bits", bits, 1, 8)

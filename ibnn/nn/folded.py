@@ -16,7 +16,12 @@ from .binary import BNN, N_CLASSES, BinaryLayer, binarize, bn_threshold, model_m
 
 @dataclass
 class FoldedLayer:
-    """out = +1 iff x @ weight >= theta (ties +1), else -1. weight int8 (fan_in, fan_out) in {-1,+1}."""
+    """out = +1 iff x @ weight >= theta (ties +1), else -1. weight int8 (fan_in, fan_out) in {-1,+1}.
+
+    >>> layer = FoldedLayer(torch.tensor([[1, -1], [1, 1]]), torch.tensor([3, 0]))
+    >>> layer(torch.tensor([[2, 1], [1, 1]])).tolist()   # dots [3, -1] and [2, 0]: 3 >= 3, -1 < 0; 2 < 3, 0 >= 0
+    [[1, -1], [-1, 1]]
+    """
     weight: torch.Tensor
     theta: torch.Tensor
 

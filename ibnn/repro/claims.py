@@ -125,7 +125,6 @@ def update_readme(path: Path, table: str) -> bool:
     return new != text
 
 
-# --- the paper's figures (Zhang & Verma, JETCAS 2019, doi 10.1109/JETCAS.2019.2912352; DESIGN.md section 1) ----
 
 
 def rounding(last_digit: float) -> Callable[[Mapping[str, dict]], float]:

@@ -1,0 +1,74 @@
+"""Invariants of the results the notebooks wrote (in the manner of pyhf's notebook tests).
+
+Run on the committed record (results/ of the repository) by the unit stage, and on the scratch output root of
+the quick-profile notebook run by the nbval stage of `make test` (IBNN_OUTPUT_ROOT points there)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ibnn import params
+from ibnn.cost import efficiency, ops
+from ibnn.repro import claims, io, provenance
+
+
+def flat(d: dict, prefix: str = "") -> dict:
+    """{"a.b.c": value} of a nested dict."""
+    out = {}
+    for k, v in d.items():
+        out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def load(stem: str) -> dict:
+    path = io.results_dir() / f"{stem}.json"
+    if not path.exists():
+        pytest.skip(f"{path} not written (run make figures)")
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("stem", ["01_data", "02_circuit_models", "03_train_bnn", "04_map_to_array",
+                                  "05_accuracy_on_chip", "06_energy", "07_efficiency", "08_claims"])
+def test_every_result_is_current_with_its_inputs(stem):
+    provenance.check_provenance(stem, load(stem))
+
+
+def test_ideal_chip_equals_software_exactly():
+    r = load("04_map_to_array")
+    assert r["ideal_label_mismatches"] == 0 and r["reference_label_mismatches"] == 0
+    assert r["ideal_activation_mismatches"] == 0 and r["ideal_agreement"] == 1.0
+
+
+def test_folded_networks_equal_trained_and_the_mean_is_the_mean():
+    r = load("03_train_bnn")
+    assert all(r["folded_equals_trained"].values())
+    accs = [r["test_acc"][str(s)] for s in r["seeds"]]
+    assert r["test_acc_mean"] == pytest.approx(sum(accs) / len(accs))
+
+
+def test_drops_are_software_minus_chip_accuracy():
+    r = load("05_accuracy_on_chip")
+    for key in ("naive", "calibrated"):
+        d = r[key]
+        mean_acc = sum(d["chip_accuracies"]) / len(d["chip_accuracies"])
+        assert d["mean_drop"] == pytest.approx(d["software_accuracy"] - mean_acc)
+
+
+def test_tops_per_w_is_ops_over_energy_of_the_same_run():
+    r06, r07 = load("06_energy"), load("07_efficiency")
+    P = params.load()
+    imc = {"n_cycles": r06["n_cycles"], "array_J": r06["energy_per_inference_imc_array_J"],
+           "macro_J": r06["energy_per_inference_imc_macro_J"], "total_J": r06["energy_per_inference_imc_J"]}
+    table = efficiency.tops_per_w_table(P, imc, [tuple(s) for s in r06["layer_shapes"]], r06["readout"])
+    assert flat(table) == pytest.approx(flat(r07["tops_per_w"]), rel=1e-12)
+    net = ops.ops_per_inference("mac2", [tuple(s) for s in r06["layer_shapes"]], P.int("input_bits"))
+    assert r07["tops_per_w"]["network"]["mac2"]["macro"] == pytest.approx(net / imc["macro_J"] / 1e12)
+
+
+def test_claims_rows_recompute_from_the_results():
+    rows = json.loads((io.results_dir() / "claims.json").read_text()) if (io.results_dir() / "claims.json").exists() \
+        else pytest.skip("results/claims.json not written")
+    stems = sorted({c.source.split(":")[0] for c in claims.default_claims()})
+    results = {s: load(s) for s in stems}
+    assert claims.evaluate(claims.default_claims(), results) == rows
