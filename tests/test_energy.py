@@ -227,34 +227,52 @@ def chip():
     return c
 
 
-def test_bitline_drops_match_the_chip(chip):
+def _reference_drops(chip, codes):
+    """Drops of BL and BLB (V), (B, cols, 2), from the chip's EXACT per-cell currents (not its factored tables)
+    summed per line in float64 and passed through the closed-form discharge: an independent reference."""
+    import torch
+
+    from ibnn.circuit.column import discharge
+
+    R, C = chip.rows, chip.cols
+    table = chip.cell_current(0, torch.arange(R)[:, None, None], torch.arange(C)[None, None, :],
+                              torch.arange(chip.max_code + 1)[None, :, None], exact=True)        # (R, codes, C)
+    pos = (chip.weights[0].cpu() > 0).to(torch.float64)
+    cur = table[torch.arange(R)[None, :], codes.long()]                                          # (B, R, C)
+    scale = chip.t_eval / chip.c_bl
+    s = torch.stack([torch.einsum("brc,rc->bc", cur, 1 - pos), torch.einsum("brc,rc->bc", cur, pos)], -1) * scale
+    return torch.clamp(chip.vdd - discharge(torch.clamp(s, min=0.0), chip.drain_law), 0.0, chip.vdd)
+
+
+def test_chip_line_drops_are_its_cell_currents_through_the_discharge(chip):
     import torch
 
     g = torch.Generator().manual_seed(1)
     codes = torch.randint(0, 32, (64, 128), generator=g)
     codes[:, 90:] = 0
-    dv = chip.evaluate(codes, noise_seed=0, dv=True).dv
-    d = activity.bitline_drops(chip, codes)
-    assert d.shape == (1, 64, 128, 2)
+    out = chip.evaluate(codes, noise_seed=0, dv=True, drops=True)
+    d = out.drops[0].double()
+    assert d.shape == (64, 128, 2)
     assert float(d.min()) >= 0 and float(d.max()) <= VDD
+    assert torch.allclose(d, _reference_drops(chip, codes), atol=5e-4)        # factored tables: ~1e-4 V
     # V_BL - V_BLB = (VDD - dBL) - (VDD - dBLB)
-    assert torch.allclose((d[..., 1] - d[..., 0]).float(), dv.float(), atol=2e-4)
+    assert torch.allclose((d[..., 1] - d[..., 0]).float(), out.dv[0].float(), atol=2e-4)
     # more discharge time, more swing, more recharge energy (t_eval enters only through volts_per_lsb)
     P2 = P.replace(t_eval=P.entry("t_eval").high)
-    d2 = activity.bitline_drops(activity.retimed_chip(chip, P2), codes)
+    d2 = chip.retimed(P2).evaluate(codes, noise_seed=0, drops=True).drops
     assert float(d2.sum()) > float(d.sum())
-    with pytest.raises(ValueError, match="retimed_chip: parameters"):
-        activity.retimed_chip(chip, P.replace(vdd=1.1))
+    with pytest.raises(ValueError, match="Chip.retimed: parameters"):
+        chip.retimed(P.replace(vdd=1.1))
     # charge conservation: a larger C_BL swings less for the same cell charge, so C_BL * VDD * dV barely moves
-    # (only through compression), whereas at fixed swings it would grow by the capacitance ratio
+    # (only through compression), whereas at fixed swings it would grow by the capacitance ratio;
     # light load (lines well above the triode knee) so compression is small
     light = torch.randint(0, 8, (64, 128), generator=g)
     light[:, 40:] = 0
-    d = activity.bitline_drops(chip, light)
+    d = chip.evaluate(light, noise_seed=0, drops=True).drops
     P3 = P.replace(c_bl_per_cell=P.entry("c_bl_per_cell").high)
-    d3 = activity.bitline_drops(activity.retimed_chip(chip, P3), light)
-    e_def = energy.bitline_energy(d.numpy(), P["c_bl"], VDD)
-    e_big = energy.bitline_energy(d3.numpy(), P3["c_bl"], VDD)
+    d3 = chip.retimed(P3).evaluate(light, noise_seed=0, drops=True).drops
+    e_def = energy.bitline_energy(d.double().numpy(), P["c_bl"], VDD)
+    e_big = energy.bitline_energy(d3.double().numpy(), P3["c_bl"], VDD)
     assert float(d3.sum()) < float(d.sum())
     assert abs(e_big / e_def - 1) < 0.5 * (P3["c_bl"] / P["c_bl"] - 1)
 

@@ -126,7 +126,7 @@ def train_noise_aware(codes, labels, sigma_lsb: float, base_meta: dict, cache_pa
             try:
                 folded = ckpt.load_checkpoint(cache_path, expect=key)
                 provenance.record_input(cache_path)
-                return folded, {"cached": True, **key, "train_seconds": folded.meta.get("train_seconds")}
+                return folded, {"cached": True, **key, "train_seconds": None}
             except ValueError:
                 pass
     gen = torch.Generator().manual_seed(noise_seed)
@@ -137,7 +137,6 @@ def train_noise_aware(codes, labels, sigma_lsb: float, base_meta: dict, cache_pa
     r = train_bnn(codes, labels, recipe=recipe, seed=seed, preact_noise=noise)
     meta = {k: base_meta[k] for k in ("size", "bits", "data_checksums") if k in base_meta}
     meta.update(key)
-    meta["train_seconds"] = round(r.seconds, 1)
     if cache_path is not None:
         ckpt.save_checkpoint(cache_path, r.model, meta)
         provenance.record_input(cache_path)

@@ -27,6 +27,7 @@ decision = +1 iff dot >= theta, dV = dot x volts_per_lsb, so decisions equal sig
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -249,7 +250,8 @@ class Chip:
         return out
 
     def _discharge(self, swing: torch.Tensor):
-        """(V_BL - V_BLB, drops (..., cols, 2)) from the linear swings (..., 2 cols) of BL and BLB (V)."""
+        """(V_BL - V_BLB, drops (..., cols, 2) of [BL, BLB]) from the linear swings (..., 2 cols) of the lines:
+        the first cols are the BLBs (pulled by the +1 cells), the last cols the BLs (`factored.line_matrix`)."""
         C, law = self.cols, self.drain_law
         if law.ideal:
             dv = swing[..., :C] - swing[..., C:]                                       # BLB drop - BL drop
@@ -258,7 +260,7 @@ class Chip:
             v = discharge(torch.clamp(swing, min=0.0), law)
             dv = v[..., C:] - v[..., :C]                                               # V_BL - V_BLB
             drop = torch.clamp(self.vdd - v, 0.0, self.vdd)
-        return dv, torch.stack([drop[..., :C], drop[..., C:]], -1)
+        return dv, torch.stack([drop[..., C:], drop[..., :C]], -1)          # [BL, BLB]
 
     def _evaluate_ideal(self, codes, theta, want_dv, want_drops) -> ChipOutput:
         """Exact integer arithmetic: dot = codes @ W in float64, decisions = +1 iff dot >= theta."""
@@ -270,6 +272,24 @@ class Chip:
         if want_drops:             # linear lines without floor, clipped: a physical line cannot fall below 0 V
             pos = (w > 0).to(torch.float64)
             out.drops = torch.stack([mm(1 - pos), mm(pos)], -1).mul(self.volts_per_lsb).clamp(0.0, self.vdd)
+        return out
+
+    def retimed(self, params: _params.ParamSet) -> "Chip":
+        """This chip (its mismatch draws, tables and weights) under another discharge time or bit-line capacitance.
+
+        t_eval and C_BL enter the model only through volts_per_lsb = I_LSB t_eval / C_BL (the cell tables, the
+        drain law and the draws do not depend on them), so a sweep of them needs no new cell model. Any other
+        circuit parameter differing is a ValueError: build a new Chip."""
+        allowed = {"t_eval", "c_bl_per_cell", "c_bl", "volts_per_lsb_nominal"}
+        old, new = self.params.values(), _params.require(params).values()
+        diff = sorted(k for k in old if k in new and k not in allowed and params.entry(k).section == "circuit"
+                      and old[k] != new[k])
+        if diff:
+            raise ValueError(f"Chip.retimed: parameters {diff} differ from the chip's; only t_eval and c_bl_per_cell "
+                             f"may change (build a new Chip for the others)")
+        out = copy.copy(self)
+        out.params, out.t_eval, out.c_bl = params, params["t_eval"], params["c_bl"]
+        out.volts_per_lsb = self.i_lsb * out.t_eval / out.c_bl
         return out
 
     def __repr__(self) -> str:

@@ -84,8 +84,8 @@ def factor_tables(tables) -> FactoredTables:
 
 
 def line_matrix(b: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """M (n, rows * K, 2 cols) float64: B of each cell on the line its weight pulls (+1 -> BLB, the second half;
-    -1 -> BL, the first half)."""
+    """M (n, rows * K, 2 cols) float64: B of each cell on the line its weight pulls (+1 -> BLB, the first half;
+    -1 -> BL, the second half)."""
     n, rows, k, cols = b.shape
     pos = (weights.cpu() == 1).to(torch.float64)[:, :, None, :]                               # (n, R, 1, C)
     m = torch.cat([b * pos, b * (1 - pos)], dim=3)

@@ -61,7 +61,7 @@ def _array(name: str, x, nonneg: bool = True, upper: float | None = None) -> np.
     if nonneg and a.size and a.min() < 0:
         raise ValueError(f"{name} has a negative entry ({a.min()!r}); accepted: finite numbers in "
                          f"[0, {'inf' if upper is None else upper}]")
-    if upper is not None and a.size and a.max() > upper * (1 + 1e-9):
+    if upper is not None and a.size and a.max() > upper * (1 + 1e-6):   # float32 drops from the chip
         raise ValueError(f"{name} has an entry {a.max()!r} above {upper}; accepted: finite numbers in "
                          f"[0, {upper}]")
     return a

@@ -87,7 +87,7 @@ class EnergyStudy:
 
         names_fixed_swing: parameters that do not change the bit-line swings (energy-only constants): the
             activity of `chip` is reused. names_retimed: t_eval / c_bl_per_cell, evaluated on
-            `energy.retimed_chip(chip, P')` (new swings, same cell model). names_rebuilt: any other circuit
+            `chip.retimed(P')` (new swings, same cell model). names_rebuilt: any other circuit
             parameter, evaluated on `build_chip(P')` (a new chip model).
         Returns (base figures, bars): bars are dicts name, low, high, kind, section and the figures at each end.
         """
@@ -100,7 +100,7 @@ class EnergyStudy:
             if name in fixed:
                 return self.figures(P2, act0)
             if name in retimed:
-                return self.figures(P2, self.run(A.retimed_chip(chip, P2), n)[1])
+                return self.figures(P2, self.run(chip.retimed(P2), n)[1])
             return self.figures(P2, self.run(build_chip(P2), n)[1], luts=E.wldac_luts(P2))
 
         bars = tornado(self.P, [*names_fixed_swing, *names_retimed, *names_rebuilt], figure)
@@ -112,7 +112,7 @@ class EnergyStudy:
         out = []
         for t in t_evals:
             P2 = self.P.replace(t_eval=float(t))
-            acc, act = self.run(A.retimed_chip(chip, P2), n)
+            acc, act = self.run(chip.retimed(P2), n)
             f = self.figures(P2, act)
             stats = [a.swing_stats() for a in act]
             out.append({"t_eval_s": float(t), "accuracy": acc, **f,
@@ -141,7 +141,7 @@ class EnergyStudy:
             if name in names_fixed_swing:
                 fn = lambda p: self.figures(p, act0)[figure]  # noqa: E731
             else:
-                fn = lambda p: self.figures(p, self.run(A.retimed_chip(chip, p), n)[1])[figure]  # noqa: E731
+                fn = lambda p: self.figures(p, self.run(chip.retimed(p), n)[1])[figure]  # noqa: E731
             hi = _evaluable_upper(self.P, name, fn, lo, hi)
             v = None if hi is None else solve_parameter(self.P, name, fn, target, lo, hi, log=not linear,
                                                           rtol=1e-4)

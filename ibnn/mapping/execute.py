@@ -13,10 +13,13 @@ from ..validate import check_int
 class RunResult:
     """What a run returns. labels int64 (n_chips, B) (for `reference`: (B,)); activations: per layer the +-1
     outputs int8 (n_chips, B, fan_out) (reference: (B, fan_out)), when asked for; dv: per layer the differential
-    bit-line voltages float32 (n_chips, B, fan_out) in volts, when asked for."""
+    bit-line voltages float32 (n_chips, B, fan_out) in volts, when asked for; drops: per layer how far BL and BLB of
+    every column fell, float32 (n_chips, B, cols, 2) in volts (the chip's own line sums, what the energy model
+    needs), when asked for."""
     labels: torch.Tensor
     activations: list | None = None
     dv: list | None = None
+    drops: list | None = None
 
 
 def reference(mapping, codes, layers: bool = False) -> RunResult:
@@ -37,7 +40,7 @@ def reference(mapping, codes, layers: bool = False) -> RunResult:
 
 
 def run(mapping, chip, codes, *, theta=None, noise_seed: int | None = None, layers: bool = False,
-        dv: bool = False, batch: int | None = None, program: bool = True) -> RunResult:
+        dv: bool = False, drops: bool = False, batch: int | None = None, program: bool = True) -> RunResult:
     """Run the mapped network on every chip of `chip` for every input.
 
     Args:
@@ -45,7 +48,7 @@ def run(mapping, chip, codes, *, theta=None, noise_seed: int | None = None, laye
         theta: comparator references (cols,) or (n_chips, cols) in LSB (default: the mapping's `theta`;
             per-chip calibration passes its trimmed references).
         noise_seed: base seed of the temporal noise; each cycle and image batch gets its own derived seed.
-        layers, dv: also return the per-layer activations / differential bit-line voltages.
+        layers, dv, drops: also return the per-layer activations / differential bit-line voltages / line drops.
         batch: images per `Chip.evaluate` call (default: about 2**21 / n_chips, bounded memory).
         program: write the weight image into the chips first.
     Returns:
@@ -62,15 +65,17 @@ def run(mapping, chip, codes, *, theta=None, noise_seed: int | None = None, laye
         mapping.program(chip)
     B = codes.shape[-2]
     if batch is None:   # word-line codes, decisions (and dV) of one batch stay within a few 100 MB
-        batch = max(256, (1 << 21) // max(n_chips, 1) // (4 if dv else 1))
+        batch = max(256, (1 << 21) // max(n_chips, 1) // (4 if dv else 1) // (16 if drops else 1))
     batch = check_int("batch", batch, 1)
     out = RunResult(torch.empty(n_chips, B, dtype=torch.int64),
                     [torch.empty(n_chips, B, L.fan_out, dtype=torch.int8) for L in mapping.layers]
                     if (layers or dv) else None,
-                    [torch.empty(n_chips, B, L.fan_out, dtype=torch.float32) for L in mapping.layers] if dv else None)
+                    [torch.empty(n_chips, B, L.fan_out, dtype=torch.float32) for L in mapping.layers] if dv else None,
+                    [torch.empty(n_chips, B, mapping.cols, 2, dtype=torch.float32) for _ in mapping.layers]
+                    if drops else None)
     for bi, start in enumerate(range(0, B, batch)):
         stop = min(B, start + batch)
-        a = _run_batch(mapping, chip, codes[..., start:stop, :], theta, noise_seed, bi, out, start, stop, dv)
+        a = _run_batch(mapping, chip, codes[..., start:stop, :], theta, noise_seed, bi, out, start, stop)
         out.labels[:, start:stop] = predict(mapping.readout, a.reshape(-1, a.shape[-1]).to("cpu")).reshape(
             n_chips, stop - start)
     if not layers:
@@ -78,22 +83,25 @@ def run(mapping, chip, codes, *, theta=None, noise_seed: int | None = None, laye
     return out
 
 
-def _run_batch(mapping, chip, a, theta, noise_seed, bi, out: RunResult, start: int, stop: int, want_dv: bool):
-    """Every layer's cycle for one batch of images; fills out.activations / out.dv; returns the last outputs."""
+def _run_batch(mapping, chip, a, theta, noise_seed, bi, out: RunResult, start: int, stop: int):
+    """Every layer's cycle for one batch of images; fills out.activations / dv / drops; returns the last outputs."""
     device = getattr(chip, "device", None)
     if device is not None:
         a = a.to(device)
     for L in mapping.layers:
         wl = mapping.layer_codes(L.index, a)
         seed = None if noise_seed is None else derive_seed(noise_seed, L.index, bi)
-        res = chip.evaluate(wl, theta=theta, noise_seed=seed, dv=want_dv)
+        res = chip.evaluate(wl, theta=theta, noise_seed=seed, dv=out.dv is not None, drops=out.drops is not None)
         a = res.decisions[..., L.cols.to(res.decisions.device)]
         if a.dim() == 2:  # a single chip given (B, cols) back: make it (1, B, cols)
             a = a[None]
         if out.activations is not None:
             out.activations[L.index][:, start:stop] = a.to("cpu", torch.int8)
-        if want_dv:
+        if out.dv is not None:
             out.dv[L.index][:, start:stop] = res.dv[..., L.cols.to(res.dv.device)].reshape(a.shape).to(
+                "cpu", torch.float32)
+        if out.drops is not None:
+            out.drops[L.index][:, start:stop] = res.drops.reshape(a.shape[0], stop - start, -1, 2).to(
                 "cpu", torch.float32)
     return a
 

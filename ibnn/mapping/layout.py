@@ -198,10 +198,10 @@ class ArrayMapping:
         chip.program(self.weights.to(torch.int8))
 
     def run(self, chip, codes, *, theta=None, noise_seed: int | None = None, layers: bool = False,
-            dv: bool = False, batch: int | None = None, program: bool = True) -> RunResult:
+            dv: bool = False, drops: bool = False, batch: int | None = None, program: bool = True) -> RunResult:
         """The mapped network on every chip of `chip` for every input (`ibnn.mapping.execute.run`)."""
         return _execute.run(self, chip, codes, theta=theta, noise_seed=noise_seed, layers=layers, dv=dv,
-                            batch=batch, program=program)
+                            drops=drops, batch=batch, program=program)
 
 
 
