@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tomllib
 from pathlib import Path
 
@@ -39,11 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fast", action="store_true")
     ap.add_argument("--no-sweep", action="store_true")
-    ap.add_argument("--emulate-cols", default=None, help="a module that patches Chip.evaluate(cols=) (timing only)")
     a = ap.parse_args()
-    if a.emulate_cols:
-        sys.path.insert(0, str(Path(a.emulate_cols).parent))
-        __import__(Path(a.emulate_cols).stem)
     print(f"load average {os.getloadavg()}")
     P, cfg, sz = params.load(), BoostConfig(), sizes(a.fast)
     print(f"column subsets by the chip itself: {has_column_subsets(Chip(P, 1))}; sizes {sz}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -19,6 +20,7 @@ from ibnn.jssc.boost import BoostConfig, boost, prefix_votes, quantise_alpha, vo
 from ibnn.jssc.columns import Layout, column_decisions, has_column_subsets
 from ibnn.jssc.inloop import chip_decisions, prefix_correct, rounds_needed, train_in_loop
 from ibnn.jssc.weak import BiasRows, _scan_thresholds, _threshold_table, pooled_covariance, train_weak
+from ibnn.repro import io
 
 P = params.load()
 
@@ -275,3 +277,22 @@ def test_verdict_reads_both_parts_off_the_intervals():
 def test_sizes_are_a_frozen_record():
     s = study.Sizes()
     assert s.n_chips >= 100 and replace(s, n_chips=5, sweep_chips=2).n_chips == 5
+
+
+def test_written_results_are_consistent():
+    """Invariants of results/10_jssc_prototype.json, the committed record (or a quick-profile run's)."""
+    path = io.results_dir() / "10_jssc_prototype.json"
+    if not path.exists():
+        pytest.skip(f"{path} not written (run make figures)")
+    r = json.loads(path.read_text())
+    if r["_provenance"]["profile"] == "full":
+        assert r["chip_accuracy_chip_in_the_loop"]["n_chips"] >= 100
+    for arm in ("software_trained", "chip_in_the_loop"):
+        a = r[f"chip_accuracy_{arm}"]
+        assert a["ci95"][0] <= a["mean"] <= a["ci95"][1]
+        assert a["drop"]["mean_drop"] == pytest.approx(a["software_accuracy_same_images"] - a["mean"])
+    e = r["energy"]
+    assert r["ratio_vs_discrete_same_training"] == pytest.approx(e["digital_same_training_J"] /
+                                                                 r["energy_per_decision_J"])
+    assert r["n_weak_classifiers"] == r["config"]["n_per_class"] * r["config"]["n_classes"]
+    assert r["energy_per_decision_J"] == pytest.approx(sum(e["imc"]["breakdown"].values()))

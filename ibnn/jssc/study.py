@@ -34,13 +34,13 @@ class Sizes:
     software baseline's training / test images; sweep_*: the cell-mismatch sweep (chips, test images, scales)."""
 
     n_chips: int = 100
-    n_loop: int = 2000
+    n_loop: int = 1000
     n_test: int = 2000
     n_sw: int = 60000
     n_sw_test: int = 10000
     n_linear: int = 20000
     linear_iters: int = 40
-    rounds_standard: int = 64
+    rounds_standard: int = 56
     n_784: int = 5000
     rounds_784: int = 16
     sweep_chips: int = 10
@@ -159,8 +159,9 @@ def software_baseline(D: Data, sizes: Sizes, config: BoostConfig, target: float 
 def standard_boosting(D: Data, sizes: Sizes, config: BoostConfig, target: float) -> dict:
     """"Standard" boosting of the same 1-b columns: each weak learner is the sign of its Fisher direction with the
     best threshold (no binary-aware refinement, flips = 0), as many rounds as it takes (software, no 128-column
-    limit): the curve and the weak classifiers needed to reach `target` (None: not within rounds_standard)."""
-    cfg = replace(config, flips=0, n_per_class=sizes.rounds_standard)
+    limit, and no bias-row limit on the thresholds: a digital comparison can take any integer threshold): the curve
+    and the weak classifiers needed to reach `target` (None: not within rounds_standard)."""
+    cfg = replace(config, flips=0, n_per_class=sizes.rounds_standard, n_coarse=config.n_features)   # digital: any T
     B = boost(D.x_train[:sizes.n_sw], D.y_train[:sizes.n_sw], cfg, D.S_inv)
     xt, yt = D.x_test[:sizes.n_sw_test], D.y_test[:sizes.n_sw_test]
     c = curve(prefix_correct(B, B.ideal_decisions(xt), yt)[:, 0])
@@ -185,14 +186,14 @@ def software_784(sizes: Sizes, config: BoostConfig, target: float = JSSC2017["ac
     """The same boosting on all 28 x 28 pixels (codes of config.bits bits), software only (784 rows do not fit
     the array), the first n_784 training images, the first n_sw_test test images. Direction: the sign of the
     class-mean difference (method "mean": the pooled 784 x 784 covariance of a few thousand images is a poor
-    estimate), a wide threshold reach, no flips (the run's time budget)."""
+    estimate), any integer threshold (no bias-row limit), no flips (the run's time budget)."""
     xtr, ytr = _data.load_mnist("train")
     xte, yte = _data.load_mnist("test")
     n, nt = min(sizes.n_784, len(ytr)), min(sizes.n_sw_test, len(yte))
     ftr = torch.as_tensor(_data.features(xtr[:n], 28, config.bits)).to(torch.int64)
     fte = torch.as_tensor(_data.features(xte[:nt], 28, config.bits)).to(torch.int64)
     y, yt = torch.as_tensor(ytr[:n]).to(torch.int64), torch.as_tensor(yte[:nt]).to(torch.int64)
-    cfg = replace(config, n_features=784, n_per_class=sizes.rounds_784, n_coarse=400, method="mean", flips=0)
+    cfg = replace(config, n_features=784, n_per_class=sizes.rounds_784, n_coarse=784, method="mean", flips=0)
     B = boost(ftr, y, cfg, None)
     ok = prefix_correct(B, B.ideal_decisions(fte), yt)[:, 0]
     c = curve(ok)
