@@ -257,3 +257,8 @@ def imc_inference_energy(P, activity: Sequence, readout: Mapping | None = None,
     return {"per_layer": per_layer, "breakdown": bd, "total_J": scope_energy(bd, "system"),
             "macro_J": scope_energy(bd, "macro"), "array_J": scope_energy(bd, "array"), "n_cycles": len(per_layer),
             "wordline_charge_J": sum(wordline_charge_energy(tables, a.codes, P["vdd"]) for a in activity)}
+
+
+def picojoules(breakdown: Mapping[str, float], digits: int = 2) -> dict[str, float]:
+    """A breakdown (J) in pJ, rounded, for printing."""
+    return {k: round(float(v) * 1e12, digits) for k, v in breakdown.items()}

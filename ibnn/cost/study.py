@@ -172,9 +172,15 @@ class EnergyStudy:
         return rows
 
 
+#: Ranged circuit parameters that size something the chip model does not contain (the precharge devices): they
+#: act on the energy alone, so a tornado reuses the swings for them.
+ENERGY_ONLY_CIRCUIT = ("precharge_sag_max",)
+
+
 def energy_params(P) -> list[str]:
-    """Ranged energy-section parameters that act on energy (the area ones excluded)."""
-    return [n for n in P.ranged("energy") if n not in AREA_PARAMS]
+    """Ranged parameters that act on the energy alone, not on the swings: the energy section (the area ones
+    excluded) and ENERGY_ONLY_CIRCUIT."""
+    return [n for n in P.ranged("energy") if n not in AREA_PARAMS] + [n for n in ENERGY_ONLY_CIRCUIT if n in P]
 
 
 def clean_bar(b: dict) -> dict:
