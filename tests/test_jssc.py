@@ -12,12 +12,13 @@ from conftest import IntegerChip, OffsetChip
 
 from ibnn import params
 from ibnn.circuit import Chip
+from ibnn.circuit.nonideal import NONIDEALITIES
 from ibnn.cost import digital as cost_digital
 from ibnn.cost import energy as cost_energy
 from ibnn.jssc import costs, onchip, results, study, sweep
 from ibnn.jssc import energy as jenergy
 from ibnn.jssc.boost import BoostConfig, boost, prefix_votes, quantise_alpha, vote
-from ibnn.jssc.columns import Layout, column_decisions, has_column_subsets
+from ibnn.jssc.columns import Layout, column_decisions
 from ibnn.jssc.inloop import chip_decisions, prefix_correct, rounds_needed, train_in_loop
 from ibnn.jssc.weak import BiasRows, _scan_thresholds, _threshold_table, pooled_covariance, train_weak
 from ibnn.repro import io
@@ -147,7 +148,7 @@ def test_column_subsets_fallback_is_the_full_evaluation_sliced(toy):
     assert torch.equal(column_decisions(chip, codes, cols, 5), full[:, :, cols])
 
 
-def test_column_subsets_go_through_chip_evaluate_cols_when_it_exists():
+def test_column_subsets_go_through_chip_evaluate_cols():
     class Fake:
         n_chips = 1
 
@@ -156,9 +157,13 @@ def test_column_subsets_go_through_chip_evaluate_cols_when_it_exists():
             return type("Out", (), {"decisions": torch.ones(1, codes.shape[0], len(cols), dtype=torch.int8)})()
 
     fake = Fake()
-    assert has_column_subsets(fake) and not has_column_subsets(Chip(P, 1))
     out = column_decisions(fake, torch.zeros(4, 128, dtype=torch.int64), torch.tensor([3, 5]), 9)
     assert out.shape == (1, 4, 2) and fake.got == (None, 9, [3, 5])
+    chip = Chip(P, 2, seed=3)                        # the real chip: a subset is the same decisions as a slice
+    chip.program(torch.randint(0, 2, (128, 128), generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    x = torch.randint(0, 32, (300, 128), generator=torch.Generator().manual_seed(1))
+    cols = torch.tensor([3, 5, 100])
+    assert torch.equal(column_decisions(chip, x, cols, 7), chip.evaluate(x, None, 7).decisions[:, :, cols])
 
 
 def test_chip_in_the_loop_reweights_by_the_chips_own_errors(toy):
@@ -244,8 +249,7 @@ def test_chip_study_pairs_the_arms_on_the_same_chips_and_images(tiny):
 def test_sweep_energy_and_results_have_the_issues_keys(tiny):
     D, sizes, cfg, run, s = tiny
     alone = sweep.alone_study(P, D, sizes, cfg, run)
-    assert set(alone["mechanisms"]) == {"cell_mismatch", "dac_mismatch", "comparator_offset", "noise",
-                                        "compression", "all"}
+    assert set(alone["mechanisms"]) == set(NONIDEALITIES) | {"all"}      # every mechanism the chip has
     mm = sweep.mismatch_sweep(P, D, sizes, cfg, run, target=0.01)
     assert mm["scales"] == [0.5, 1.0] and len(mm["arms"]["software_trained"]["points"]) == 2
     linear = {"accuracy_by_weight_bits": {str(b): 1.0 for b in range(1, 9)}}

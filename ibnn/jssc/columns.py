@@ -13,7 +13,6 @@ noise_seed, cols=...)`: only the asked columns are evaluated and returned, with 
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import torch
@@ -92,18 +91,9 @@ class Layout:
         return out
 
 
-def has_column_subsets(chip) -> bool:
-    """Whether `chip.evaluate` takes `cols=` (evaluate and return only a subset of the columns)."""
-    return "cols" in inspect.signature(chip.evaluate).parameters
-
-
 def column_decisions(chip, codes, cols, noise_seed: int) -> torch.Tensor:
     """(n_chips, N, m) int8 comparator decisions (reference 0) of the columns `cols` (m,) of every instance of
     `chip` (programmed) for word-line codes (N, rows), temporal noise from `noise_seed`."""
     cols = torch.as_tensor(cols, dtype=torch.int64).reshape(-1)
     noise_seed = check_int("noise_seed", noise_seed, 0)
-    if has_column_subsets(chip):
-        return chip.evaluate(codes, None, noise_seed, cols=cols.tolist()).decisions.cpu()
-    # FALLBACK, to remove when Chip.evaluate(cols=) is on main: evaluate every column and keep the asked ones
-    # (the same decisions, at the cost of a full evaluation per training round).
-    return chip.evaluate(codes, None, noise_seed).decisions[:, :, cols].cpu()
+    return chip.evaluate(codes, None, noise_seed, cols=cols.tolist()).decisions.cpu()
