@@ -2,9 +2,8 @@
 
     PYTHONPATH=. IBNN_CACHE_DIR=... python benchmarks/bench_jssc.py [--fast] [--no-sweep]
 
---fast uses the quick profile's sizes (notebooks/profiles/fast.toml). Prints the machine's load average, whether
-the chip evaluates column subsets itself (`Chip.evaluate(cols=)`) or through the fallback, and the headline
-numbers, so a timing comes with what it computed.
+--fast uses the quick profile's sizes (notebooks/profiles/fast.toml). Prints the machine's load average and the
+headline numbers, so a timing comes with what it computed.
 """
 from __future__ import annotations
 
@@ -14,10 +13,8 @@ import tomllib
 from pathlib import Path
 
 from ibnn import params
-from ibnn.circuit import Chip
 from ibnn.jssc import costs, onchip, study, sweep
 from ibnn.jssc.boost import BoostConfig
-from ibnn.jssc.columns import has_column_subsets
 
 FAST = Path(__file__).resolve().parents[1] / "notebooks" / "profiles" / "fast.toml"
 SIZE_KEYS = set(study.Sizes.__dataclass_fields__)
@@ -41,7 +38,7 @@ def main() -> None:
     a = ap.parse_args()
     print(f"load average {os.getloadavg()}")
     P, cfg, sz = params.load(), BoostConfig(), sizes(a.fast)
-    print(f"column subsets by the chip itself: {has_column_subsets(Chip(P, 1))}; sizes {sz}")
+    print(f"sizes {sz}")
     clock = onchip.Clock()
     D = study.load_data(sz, cfg)
     clock.lap("data")

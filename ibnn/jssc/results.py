@@ -57,7 +57,7 @@ def resolutions(software: dict, chips: dict, sweep: dict) -> dict:
 
 
 def assemble(config: BoostConfig, sizes: Sizes, software, linear: dict, standard: dict, s784: dict, chips: dict,
-             alone: dict, sweep: dict, energy: dict, column_subsets: bool) -> dict:
+             alone: dict, sweep: dict, energy: dict) -> dict:
     """The notebook's results: the issue's keys first, then everything they come from."""
     v = verdict(chips)
     sw = software.as_dict()
@@ -82,6 +82,5 @@ def assemble(config: BoostConfig, sizes: Sizes, software, linear: dict, standard
         "software": sw, "linear_baseline": linear, "standard_boosting": standard, "software_784": s784,
         "chips": chips, "nonideality_alone": alone, "cell_mismatch_sweep": sweep, "energy": energy,
         "config": asdict(config), "sizes": {**asdict(sizes), "sweep_scales": list(sizes.sweep_scales)},
-        "column_subsets_by_chip": bool(column_subsets),
         "published": {**JSSC2017, "source": JSSC2017_SOURCE},
     }
