@@ -22,22 +22,22 @@ KERNEL = {"name": "ibnn", "display_name": "Python (ibnn)", "language": "python"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 START = "from ibnn.repro import nb\nprofile = nb.start(globals(), {stem!r}{rules})\n"
 
-SRC_A = [
-    ('profile = "full"\nn = 200', ["parameters"]),
-    (START.format(stem="01_a", rules=", n=nb.Int(1, 10_000)") +
+SRC_A = [                                  # pause: seconds per step, a window for the interrupt test
+    ('profile = "full"\nn = 200\npause = 0.0', ["parameters"]),
+    (START.format(stem="01_a", rules=", n=nb.Int(1, 10_000), pause=nb.Real(0, 5)") +
      "import time\nimport numpy as np\nimport matplotlib.pyplot as plt\nfrom ibnn import published\n"
      "from ibnn.repro import io, provenance, style",
      []),
-    ("rng = np.random.default_rng(0)\nx = rng.normal(size=n)\ntime.sleep(0.5)", []),
+    ("rng = np.random.default_rng(0)\nx = rng.normal(size=n)\ntime.sleep(pause)", []),
     ("fig, ax = plt.subplots()\nax.hist(x, bins=20)\nax.set_xlabel('x (1)')\nax.set_ylabel('count')\n"
-     "style.savefig(fig, '01_hist')\ntime.sleep(0.5)", []),
+     "style.savefig(fig, '01_hist')\ntime.sleep(pause)", []),
     ("io.atomic_write_bytes(io.checkpoints_dir() / 'w.pt', bytes(range(256)) * 8)\n"
      "provenance.write_results('01_a', {'mean': float(x.mean()), 'n': n})", []),
 ]
 SRC_B = [
-    ('profile = "full"', ["parameters"]),
-    (START.format(stem="02_b", rules="") + "import time\nfrom ibnn.repro import provenance", []),
-    ("a = provenance.load_results('01_a')\ntime.sleep(0.5)", []),
+    ('profile = "full"\npause = 0.0', ["parameters"]),
+    (START.format(stem="02_b", rules=", pause=nb.Real(0, 5)") + "import time\nfrom ibnn.repro import provenance", []),
+    ("a = provenance.load_results('01_a')\ntime.sleep(pause)", []),
     ("provenance.write_results('02_b', {'twice': 2 * a['mean']})", []),
 ]
 SRC_C = [                                  # reads one circuit constant and 01_a's result
@@ -127,11 +127,15 @@ def test_runs_then_is_incremental_byte_identical_with_figures_embedded(project):
     r = pipeline(env)
     assert r.stdout.count(": up to date") == 2 and snapshot(root) == first, r.stdout
 
-    # A missing figure reruns its notebook; 01_a is deterministic and its metadata stable, so everything comes
-    # out byte-identical, and 02_b, whose inputs are unchanged, stays up to date.
+    # A missing figure or an executed notebook saved by hand reruns its notebook; 01_a is deterministic and its
+    # metadata stable, so everything comes out byte-identical, and 02_b, whose inputs are unchanged, stays up to date.
     (root / "figures" / "01_hist.png").unlink()
+    saved = nbformat.read(root / "notebooks" / "01_a.ipynb", as_version=4)
+    saved.cells[2].outputs.append(nbformat.v4.new_output("stream", text="run again in JupyterLab\n"))
+    nbformat.write(saved, root / "notebooks" / "01_a.ipynb")
     r = pipeline(env)
-    assert "01_a: running" in r.stdout and "figures/01_hist.png is missing" in r.stdout, r.stdout
+    assert "01_a: running (full profile): figures/01_hist.png is missing; notebooks/01_a.ipynb was executed or " \
+           "edited outside make figures" in r.stdout, r.stdout
     assert "02_b: up to date" in r.stdout, r.stdout
     assert snapshot(root) == first
 
@@ -277,6 +281,8 @@ def test_a_quick_run_writes_into_scratch_and_leaves_the_record_alone(project):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupt_leaves_no_half_written_output(project, sig):
     root, env = project
+    for name, src in (("01_a", SRC_A), ("02_b", SRC_B)):          # half a second per step: time to interrupt
+        make_nb(root / "notebooks" / f"{name}.ipynb", [(src[0][0].replace("0.0", "0.5"), ["parameters"])] + src[1:])
     rng = random.Random(1234 + int(sig))
     for attempt in range(2):
         proc = subprocess.Popen([sys.executable, "-m", "ibnn.repro.pipeline", "--force"], env=env, cwd=root,
@@ -314,7 +320,7 @@ def test_bad_or_misspelled_papermill_parameter_fails_before_work(project, hand_e
         hand_run(root, hand_env / "out.ipynb", n=0)
     with pytest.raises(pm.PapermillExecutionError,
                        match=r"unknown parameter\(s\) \['nn'\] for notebook 01_a \(did you mean nn -> n\?\); "
-                             r"accepted: \['n', 'profile'\]"):
+                             r"accepted: \['n', 'pause', 'profile'\]"):
         hand_run(root, hand_env / "out.ipynb", nn=3)
     assert not (hand_env / "scratch").exists()
 
@@ -354,3 +360,18 @@ def test_second_pipeline_on_same_root_is_refused(project):
         r = pipeline(env)
     assert r.returncode != 0 and "another `make figures` is running" in r.stderr
     assert not (root / "results").exists()
+
+
+def test_a_readme_table_that_differs_from_claims_json_makes_its_notebook_stale(tmp_path, monkeypatch):
+    from ibnn.repro import claims
+    from ibnn.repro import stamps as st
+    rows = [{"id": "x", "claim": "c", "paper": 1.0, "reproduced": 1.0, "unit": "%", "tolerance": 0.1,
+             "holds": True, "assumptions": "a"}]
+    io.atomic_write_json(tmp_path / "results" / "claims.json", rows)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{claims.README_START}\n{claims.markdown_table(rows)}\n{claims.README_END}\n")
+    monkeypatch.setattr(io, "REPO_ROOT", tmp_path)
+    assert st._readme_reason(tmp_path, "results/claims.json") is None
+    readme.write_text(f"{claims.README_START}\n| edited by hand |\n{claims.README_END}\n")
+    assert "README claims table differs" in st._readme_reason(tmp_path, "results/claims.json")
+    assert st._readme_reason(tmp_path / "scratch", "results/claims.json") is None      # only the record's README
