@@ -229,7 +229,7 @@ class ParamSet:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"parameter {name}={value!r} must be a number")
             if p.integer and not float(value).is_integer():
-                raise ValueError(f"parameter {name}={value!r} must be an integer (a count)")
+                raise ValueError(f"parameter {name}={value!r} must be a whole number (an integer count)")
             _check_domain(name, float(value), p.valid)
             new[name] = dc_replace(p, value=float(value))
         return ParamSet(_derive(new))

@@ -102,7 +102,7 @@ def test_integer_entry_accepts_an_integer_and_replace_keeps_it_integral(tmp_path
     ps = params.load_from([write(tmp_path, "circuit", ENTRY.format(v=128, extra="integer = true\n"))])
     assert ps["rows"] == 128 and ps.entry("rows").integer
     assert ps.replace(rows=64)["rows"] == 64
-    with pytest.raises(ValueError, match="must be an integer"):
+    with pytest.raises(ValueError, match="must be a whole number"):
         ps.replace(rows=64.5)
 
 

@@ -7,7 +7,9 @@ IBNN_PROFILE, IBNN_MANIFEST (where the appended `manifest.write()` cell writes w
 and IBNN_PROGRESS_TO (the pipeline's terminal, for progress bars); MPLBACKEND is dropped (figures are inline).
 Its transport is encrypted (CurveZMQ) where pyzmq can, and its own stderr goes to .cache/logs/<stem>.kernel.log
 instead of the pipeline's terminal. The executed notebook loses the appended cell and papermill's volatile
-metadata (timestamps, durations, paths), so a notebook that is not rerun stays byte-identical.
+metadata (timestamps, durations, paths), so a notebook that is not rerun stays byte-identical, and it is marked
+with its profile (metadata ibnn.profile). A papermill-injected parameters cell in the source (a hand run saved in
+place) is dropped before the run: the record is always built from the notebook's own defaults and its profile.
 """
 from __future__ import annotations
 
@@ -74,9 +76,18 @@ def progress_target() -> str | None:
         return None
 
 
-def finalise(nb) -> None:
-    """Drop the appended manifest cell and the volatile metadata (timestamps, durations, paths) papermill adds."""
-    nb.cells = [c for c in nb.cells if manifest.TAG not in c.get("metadata", {}).get("tags", [])]
+def drop_cells(nb, *tags: str) -> int:
+    """Remove the cells carrying any of `tags` (in place); returns how many were removed."""
+    keep = [c for c in nb.cells if not set(tags) & set(c.get("metadata", {}).get("tags", []))]
+    n, nb.cells = len(nb.cells) - len(keep), keep
+    return n
+
+
+def finalise(nb, profile: str) -> None:
+    """Drop the appended manifest cell and the volatile metadata (timestamps, durations, paths) papermill adds;
+    mark the profile the notebook ran with (metadata ibnn.profile), so a quick run is never taken for the record."""
+    drop_cells(nb, manifest.TAG, st.INJECTED_TAG)
+    nb.metadata["ibnn"] = {"profile": profile}
     nb.metadata.pop("papermill", None)
     for c in nb.cells:
         c.metadata.pop("papermill", None)
@@ -131,6 +142,7 @@ def execute(src: Path, root: Path, profile: str) -> Staged:
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     nb = nbformat.read(src, as_version=4)
+    drop_cells(nb, st.INJECTED_TAG)      # a hand papermill run saved in place: its parameters are not the record's
     nb.cells.append(nbformat.v4.new_code_cell(manifest.CELL, metadata={"tags": [manifest.TAG]}))
     inp, out, man = stage / f"{src.stem}.in.ipynb", stage / f"{src.stem}.out.ipynb", stage / "manifest.json"
     nbformat.write(nb, inp)
@@ -142,7 +154,7 @@ def execute(src: Path, root: Path, profile: str) -> Staged:
                              f"recorded")
     data = json.loads(man.read_text())
     executed = nbformat.read(out, as_version=4)
-    finalise(executed)
+    finalise(executed, profile)
     check_figures(src.stem, stage, data.get("figures_shown", {}), executed)
     nbformat.write(executed, out)
     return Staged(stage, out, data)

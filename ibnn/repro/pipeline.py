@@ -124,6 +124,7 @@ def _run(root: Path, profile: str, force, only, dry_run: bool) -> int:
     forced = _select(nbs, force, only)
     P, stamps, line = preflight(root, nbs, forced, "make figures" + (" FAST=1" if profile == "fast" else ""))
     print(line, flush=True)
+    retire(root, stamps, {p.stem for p in nbs}, dry_run)
     timings, ran, changing, t_all = _load_timings(root), {}, set(), time.time()
     for i, src in enumerate(nbs, 1):
         stem, entry, tag = src.stem, stamps.get(src.stem), f"[ibnn] {i}/{len(nbs)} {src.stem}"
@@ -150,16 +151,42 @@ def _run(root: Path, profile: str, force, only, dry_run: bool) -> int:
     return 0
 
 
+def retire(root: Path, stamps: dict, stems: set[str], dry_run: bool) -> list[str]:
+    """Forget the notebooks that no longer exist (renamed or removed) and delete the outputs they recorded (the
+    preflight verified them; a file another notebook recorded too is kept), before any notebook runs: a renamed
+    notebook then writes its outputs afresh. Returns the files removed (or, dry_run, that would be)."""
+    gone = sorted(set(stamps) - stems)
+    live = {rel for stem, e in stamps.items() if stem in stems for rel in e.get("outputs", {})}
+    removed = []
+    for stem in gone:
+        files = [rel for rel, d in stamps[stem].get("outputs", {}).items()
+                 if rel not in live and (root / rel).is_file() and (d is None or st.file_digest(root / rel) == d)
+                 and not rel.startswith("notebooks/")]
+        print(f"[ibnn] {stem}: no such notebook any more: {'would remove' if dry_run else 'removed'} its stamp and "
+              f"outputs {', '.join(files) or '(none left)'}", flush=True)
+        if not dry_run:
+            for rel in files:
+                (root / rel).unlink()
+            del stamps[stem]
+            st.save(root, stamps)
+        removed += files
+    return removed
+
+
 def _run_one(src: Path, root: Path, profile: str, reasons: list[str], stamps: dict, P, tag: str,
              last: dict | None) -> float:
     """Execute one stale notebook and commit it; returns its wall time."""
-    from .execute import execute
+    from .execute import NotebookFailed, execute
 
     why = "; ".join(reasons[:3]) + (f" (+{len(reasons) - 3} more)" if len(reasons) > 3 else "")
     est = f"; last run {_fmt_s(last['seconds'])}" if last and last.get("profile") == profile else ""
     print(f"{tag}: running ({profile} profile): {why}{est}", flush=True)
     t0 = time.time()
-    staged = execute(src, root, profile)
+    try:
+        staged = execute(src, root, profile)
+    except NotebookFailed:                  # its staging folder goes (the failed notebook is in .cache/failed/)
+        shutil.rmtree(root / ".cache" / "staging" / src.stem, ignore_errors=True)
+        raise
     removed = st.commit(src, root, staged.stage, staged.notebook, staged.manifest, stamps, P, profile)
     dt = time.time() - t0
     gone = f"; removed {', '.join(removed)} (no longer written)" if removed else ""

@@ -19,6 +19,7 @@ STAMPS = "pipeline_stamps.json"
 FORMAT = 2
 RECORD_DIRS = ("results", "figures")
 MANIFEST_TAG = "ibnn-manifest"          # the cell the pipeline appends (ibnn.repro.manifest.TAG)
+INJECTED_TAG = "injected-parameters"    # the cell papermill inserts for the parameters of a hand run
 
 
 def notebook_digest(path: Path) -> str:
@@ -27,12 +28,18 @@ def notebook_digest(path: Path) -> str:
     h = hashlib.sha256()
     for cell in nb["cells"]:
         tags = cell.get("metadata", {}).get("tags", [])
-        if "injected-parameters" in tags or MANIFEST_TAG in tags:
+        if INJECTED_TAG in tags or MANIFEST_TAG in tags:
             continue
         src = cell["source"]
         h.update(cell["cell_type"].encode())
         h.update(("".join(src) if isinstance(src, list) else src).encode())
     return h.hexdigest()
+
+
+def injected(path: Path) -> bool:
+    """Whether the notebook holds a papermill-injected parameters cell (a hand run saved over its source)."""
+    cells = json.loads(Path(path).read_text())["cells"]
+    return any(INJECTED_TAG in c.get("metadata", {}).get("tags", []) for c in cells)
 
 
 def file_digest(path: Path) -> str | None:
@@ -126,6 +133,9 @@ def stale_reasons(src: Path, entry: dict | None, root: Path, profile: str, P, fo
     if entry.get("profile") != profile:
         return [f"recorded with the {entry.get('profile')} profile, this run is {profile}"]
     reasons = [] if entry.get("source") == notebook_digest(src) else ["its source changed"]
+    if src.parent.resolve() == (root / "notebooks").resolve() and injected(src):   # the record's own copy
+        reasons.append(f"notebooks/{src.name} holds papermill-injected parameters (a hand run saved in place; "
+                       f"the rerun drops them)")
     reasons += _dependency_reasons(entry["deps"], root, P)
     for rel, d in entry.get("outputs", {}).items():
         cur = file_digest(root / rel)
