@@ -3,6 +3,7 @@ holds, modules and functions stay short enough to read, and every public name ha
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,17 @@ def _is_trivial(fn: ast.FunctionDef) -> bool:
     JSON-ready values) needs no docstring."""
     return fn.name == "as_dict" or (len(fn.body) == 1 and any(isinstance(d, ast.Name) and d.id == "property"
                                                               for d in fn.decorator_list))
+
+
+MAX_NOTEBOOK_CELL_LINES = 40
+
+
+def test_notebook_code_cells_are_short():
+    """A notebook code cell calls the package, plots and explains: logic longer than ~40 lines belongs in ibnn/."""
+    long_cells = []
+    for path in sorted((PKG.parent / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            n = len("".join(cell["source"]).splitlines())
+            if cell["cell_type"] == "code" and n > MAX_NOTEBOOK_CELL_LINES:
+                long_cells.append(f"{path.name} cell {i}: {n} lines")
+    assert not long_cells, long_cells
