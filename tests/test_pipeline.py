@@ -71,7 +71,8 @@ def _fresh(tmp_path: Path, nbs=(("01_a", SRC_A), ("02_b", SRC_B))):
     repository root is the output root, as in a full-profile `make figures`."""
     root = tmp_path / "repo"
     shutil.copytree(io.PACKAGE_DIR, root / "ibnn", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(io.REPO_ROOT / "notebooks" / "profiles", root / "notebooks" / "profiles")
+    (root / "notebooks" / "profiles").mkdir(parents=True)
+    (root / "notebooks" / "profiles" / "fast.toml").write_text("# no quick-profile values for the tiny notebooks\n")
     for name, src in nbs:
         make_nb(root / "notebooks" / f"{name}.ipynb", src)
     return root, _env(root, tmp_path / "scratch")
@@ -387,6 +388,20 @@ def test_a_circuit_constant_reruns_only_its_readers_and_a_module_edit_only_its_i
     assert r.stderr.strip() == ("ibnn: preflight: ibnn/params_data/*.toml: [comp_offset_sigma] is not defined, but "
                                 "notebook 03_c reads it (did you mean [comp_ofset_sigma]?); accepted: restore the "
                                 "entry [comp_offset_sigma] (value, unit, kind, source)"), r.stderr
+
+
+def test_a_half_renamed_notebook_is_named_before_any_work(tmp_path, monkeypatch):
+    """Renumbering a notebook renames its stem in three places; one left behind is one line, before any work."""
+    from ibnn.repro import nb, preflight
+    fast = tmp_path / "fast.toml"
+    fast.write_text("[08_jssc_prototype]\nn = 1\n[10_jssc_prototype]\nn = 1\n")
+    assert preflight.check_profile_tables({"08_jssc_prototype", "10_claims"}, fast) == [
+        f"{fast}: [10_jssc_prototype] names no notebook (did you mean [08_jssc_prototype]?); accepted: the "
+        f"notebooks' names, ['08_jssc_prototype', '10_claims']"]
+    monkeypatch.setenv("IBNN_NOTEBOOK", "08_jssc_prototype")
+    with pytest.raises(ValueError, match=r"^notebook 08_jssc_prototype\.ipynb calls nb\.start with stem "
+                                         r"'10_jssc_prototype': a renamed notebook's stem"):
+        nb.start({"profile": "full"}, "10_jssc_prototype")
 
 
 def test_notebooks_are_found_by_their_numbers_in_order(tmp_path, monkeypatch):

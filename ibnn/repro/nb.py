@@ -193,6 +193,10 @@ def start(ns: dict, stem: str, **rules) -> str:
         stem: the notebook's name (its table in notebooks/profiles/fast.toml).
         rules: one rule (Int, Real, Bool, Str, Choice, List) per parameter other than `profile`.
     """
+    running = os.environ.get("IBNN_NOTEBOOK")            # make figures names the notebook file it runs
+    if running and running != stem:
+        raise ValueError(f"notebook {running}.ipynb calls nb.start with stem {stem!r}: a renamed notebook's stem "
+                         f"(nb.start, its table in notebooks/profiles/fast.toml, write_results) follows its file name")
     given = parameters(ns)
     accepted = sorted(set(rules) | {"profile"})
     unknown = sorted(set(given) - set(accepted))

@@ -89,6 +89,23 @@ def check_params_read(P, stamps: dict, sources: dict[str, Path]) -> list[str]:
     return problems
 
 
+def check_profile_tables(stems: set[str], path: Path | None = None) -> list[str]:
+    """Every table of notebooks/profiles/fast.toml names a notebook (a renamed notebook's table follows it)."""
+    import tomllib
+
+    path = io.REPO_ROOT / "notebooks" / "profiles" / "fast.toml" if path is None else Path(path)
+    try:
+        with open(path, "rb") as fh:
+            tables = tomllib.load(fh)
+    except FileNotFoundError:
+        return []
+    except tomllib.TOMLDecodeError as exc:
+        return [f"{io.relative(path)}: TOML syntax error: {exc}"]
+    return [f"{io.relative(path)}: [{t}] names no notebook{f' (did you mean [{c[0]}]?)' if c else ''}; accepted: "
+            f"the notebooks' names, {sorted(stems)}" for t in sorted(set(tables) - stems)
+            for c in [difflib.get_close_matches(t, sorted(stems), 1)]]
+
+
 def preflight(root: Path, nbs: list[Path], forced: set[str], command: str):
     """Device, parameter set, record: (ParamSet, stamps, summary line); PreflightError (its lines) on problems."""
     t0 = time.perf_counter()
@@ -99,7 +116,7 @@ def preflight(root: Path, nbs: list[Path], forced: set[str], command: str):
     except ValueError as exc:                 # DeviceError, ParamFileError, a broken stamps file: one line
         raise PreflightError([f"ibnn: preflight: {exc}"]) from None
     force_all = forced >= {p.stem for p in nbs}
-    problems = (check_params_read(P, stamps, {p.stem: p for p in nbs})
+    problems = (check_profile_tables({p.stem for p in nbs}) + check_params_read(P, stamps, {p.stem: p for p in nbs})
                 + check_record(root, stamps, forced, force_all, command))
     if problems:
         raise PreflightError([f"ibnn: preflight: {p}" for p in problems])
