@@ -237,6 +237,21 @@ def test_up_to_date_means_the_recorded_files_and_a_rerun_is_byte_identical(built
     assert "01_a: up to date" in r.stdout and "02_b: would run: its source changed" in r.stdout, r.stdout
 
 
+
+def test_a_rerun_that_changes_only_printed_run_times_keeps_the_notebook_byte_identical():
+    """Notebooks print their wall and CPU times, and how stdout is split into outputs depends on timing: neither
+    may make a rerun that changed nothing show up as a modified notebook."""
+    from ibnn.repro import stamps as st
+    from ibnn.repro.execute import coalesce_streams
+    split = [nbformat.v4.new_output("stream", name="stdout", text="a\n"),
+             nbformat.v4.new_output("stream", name="stdout", text="b\n"),
+             nbformat.v4.new_output("stream", name="stderr", text="w\n")]
+    assert [(o["name"], o["text"]) for o in coalesce_streams(split)] == [("stdout", "a\nb\n"), ("stderr", "w\n")]
+    assert st.same_but_durations('"notebook ran in 6.5 s wall, 3.2 s CPU"', '"notebook ran in 5.5 s wall, 2.6 s CPU"')
+    assert st.same_but_durations("[12 s] 3 ms, 1.5 min", "[9 s] 4 ms, 2.0 min")
+    assert not st.same_but_durations("accuracy 0.91, 81 rows", "accuracy 0.92, 81 rows")
+    assert not st.same_but_durations("2 samples", "3 samples") and not st.same_but_durations("1.2 V", "1.3 V")
+
 def test_hand_edited_result_truncated_checkpoint_and_foreign_figure_are_refused_by_name(built):
     root, env = built
     result = root / "results" / "01_a.json"

@@ -83,10 +83,26 @@ def drop_cells(nb, *tags: str) -> int:
     return n
 
 
+def coalesce_streams(outputs: list) -> list:
+    """Consecutive stdout (or stderr) outputs as one: how a cell's printing is split depends on timing."""
+    merged = []
+    for o in outputs:
+        prev = merged[-1] if merged else None
+        if (o.get("output_type") == "stream" and prev is not None and prev.get("output_type") == "stream"
+                and prev.get("name") == o.get("name")):
+            prev["text"] = prev["text"] + o["text"]
+        else:
+            merged.append(o)
+    return merged
+
+
 def finalise(nb, profile: str) -> None:
     """Drop the appended manifest cell and the volatile metadata (timestamps, durations, paths) papermill adds;
     mark the profile the notebook ran with (metadata ibnn.profile), so a quick run is never taken for the record."""
     drop_cells(nb, manifest.TAG, st.INJECTED_TAG)
+    for c in nb.cells:
+        if c.cell_type == "code":
+            c.outputs = coalesce_streams(c.outputs)
     nb.metadata["ibnn"] = {"profile": profile}
     nb.metadata.pop("papermill", None)
     for c in nb.cells:
