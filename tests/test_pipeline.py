@@ -34,20 +34,13 @@ SRC_A = [                                  # pause: seconds per step, a window f
     ("io.atomic_write_bytes(io.checkpoints_dir() / 'w.pt', bytes(range(256)) * 8)\n"
      "provenance.write_results('01_a', {'mean': float(x.mean()), 'n': n})", []),
 ]
-SRC_B = [
+SRC_B = [                                  # reads one circuit constant and 01_a's result
     ('profile = "full"\npause = 0.0', ["parameters"]),
-    (START.format(stem="02_b", rules=", pause=nb.Real(0, 5)") + "import time\nfrom ibnn.repro import provenance", []),
+    (START.format(stem="02_b", rules=", pause=nb.Real(0, 5)") + "import time\nfrom ibnn import params\n"
+     "from ibnn.repro import provenance\nP = params.load()", []),
     ("a = provenance.load_results('01_a')\ntime.sleep(pause)", []),
-    ("provenance.write_results('02_b', {'twice': 2 * a['mean']})", []),
+    ("provenance.write_results('02_b', {'twice': 2 * a['mean'], 'offset': P['comp_offset_sigma']})", []),
 ]
-SRC_C = [                                  # reads one circuit constant and 01_a's result
-    ('profile = "full"', ["parameters"]),
-    (START.format(stem="03_c", rules="") + "from ibnn import params\nfrom ibnn.repro import provenance\n"
-     "P = params.load()", []),
-    ("provenance.write_results('03_c', {'offset': P['comp_offset_sigma'], 'n': provenance.load_results('01_a')['n']})",
-     []),
-]
-
 
 def make_nb(path, cells):
     nb = nbformat.v4.new_notebook()
@@ -86,8 +79,8 @@ def project(tmp_path):
 
 @pytest.fixture(scope="module")
 def built_once(tmp_path_factory):
-    """One full-profile run of 01_a, 02_b and 03_c (03_c reads a circuit constant), shared: each test gets a copy."""
-    root, env = _fresh(tmp_path_factory.mktemp("built"), (("01_a", SRC_A), ("02_b", SRC_B), ("03_c", SRC_C)))
+    """One full-profile run of 01_a and 02_b (02_b reads a circuit constant), shared: each test gets a copy."""
+    root, env = _fresh(tmp_path_factory.mktemp("built"))
     r = pipeline(env)
     assert r.returncode == 0, r.stderr
     return root, r
@@ -149,8 +142,8 @@ def test_first_run_embeds_its_figures_writes_relative_paths_and_prints_no_noise(
     root, r = built_once
     for noise in ("does not end in", "without encryption", "Traceback", "Warning", "KeyboardInterrupt"):
         assert noise not in r.stdout + r.stderr, (noise, r.stdout, r.stderr)
-    assert "[ibnn] preflight (" in r.stdout and "1/3 01_a: running (full profile): no recorded run" in r.stdout
-    assert "1/3 01_a: done in" in r.stdout and "[ibnn] ran 3 of 3 notebooks" in r.stdout, r.stdout
+    assert "[ibnn] preflight (" in r.stdout and "1/2 01_a: running (full profile): no recorded run" in r.stdout
+    assert "1/2 01_a: done in" in r.stdout and "[ibnn] ran 2 of 2 notebooks" in r.stdout, r.stdout
     a, b = (json.loads((root / "results" / f"{s}.json").read_text()) for s in ("01_a", "02_b"))
     assert b["twice"] == 2 * a["mean"]
     nb = nbformat.read(root / "notebooks" / "01_a.ipynb", as_version=4)
@@ -218,7 +211,7 @@ def test_up_to_date_means_the_recorded_files_and_a_rerun_is_byte_identical(built
     root, env = built
     first = snapshot(root)
     r = pipeline(env)
-    assert r.stdout.count(": up to date") == 3 and snapshot(root) == first, r.stdout
+    assert r.stdout.count(": up to date") == 2 and snapshot(root) == first, r.stdout
 
     # A missing figure or an executed notebook saved by hand reruns its notebook; 01_a is deterministic and its
     # metadata stable, so everything comes out byte-identical, and 02_b, whose inputs are unchanged, stays up to date.
@@ -229,7 +222,7 @@ def test_up_to_date_means_the_recorded_files_and_a_rerun_is_byte_identical(built
     r = pipeline(env)
     assert "01_a: running (full profile): figures/01_hist.png is missing; notebooks/01_a.ipynb was executed or " \
            "edited outside make figures" in r.stdout, r.stdout
-    assert "02_b: up to date" in r.stdout and "03_c: up to date" in r.stdout, r.stdout
+    assert "02_b: up to date" in r.stdout, r.stdout
     assert snapshot(root) == first
 
     make_nb(root / "notebooks" / "02_b.ipynb", SRC_B[:-1] + [("provenance.write_results('02_b', {'twice': 3})", [])])
@@ -378,7 +371,7 @@ def test_every_notebook_honours_the_device_setting():
 def test_a_circuit_constant_reruns_only_its_readers_and_a_module_edit_only_its_importers(built):
     root, env = built
     stamps = json.loads((root / "results" / "pipeline_stamps.json").read_text())["notebooks"]
-    assert list(stamps["03_c"]["deps"]["params"]) == ["comp_offset_sigma"] and not stamps["01_a"]["deps"]["params"]
+    assert list(stamps["02_b"]["deps"]["params"]) == ["comp_offset_sigma"] and not stamps["01_a"]["deps"]["params"]
     assert "ibnn/params.py" not in stamps["01_a"]["deps"]["modules"]
 
     edit(root / "ibnn" / "params_data" / "circuit.toml", "[comp_offset_sigma]\nvalue = 0.010",
@@ -386,22 +379,22 @@ def test_a_circuit_constant_reruns_only_its_readers_and_a_module_edit_only_its_i
     before = snapshot(root)
     r = pipeline(env, "--dry-run")             # DRY=1 decides as a run does (stamps.stale_reasons), running nothing
     assert r.returncode == 0 and snapshot(root) == before, r.stderr
-    assert "03_c: would run: parameter comp_offset_sigma changed" in r.stdout, r.stdout
-    assert "01_a: up to date" in r.stdout and "02_b: up to date" in r.stdout, r.stdout
+    assert "02_b: would run: parameter comp_offset_sigma changed" in r.stdout, r.stdout
+    assert "01_a: up to date" in r.stdout, r.stdout             # as the data (01) and training (03) notebooks
 
     edit(root / "ibnn" / "params_data" / "circuit.toml", "value = 0.012", "value = 0.010")     # back: up to date
-    with open(root / "ibnn" / "published.py", "a") as fh:             # of the three, only 01_a imports it
+    with open(root / "ibnn" / "published.py", "a") as fh:             # of the two, only 01_a imports it
         fh.write("\n# an edit that changes no output\n")
     r = pipeline(env, "--dry-run")
     assert "01_a: would run: ibnn/published.py changed" in r.stdout, r.stdout
-    assert "would run" not in line_of(r.stdout, "02_b") + line_of(r.stdout, "03_c"), r.stdout
+    assert "would run" not in line_of(r.stdout, "02_b"), r.stdout
 
     # A parameter a notebook reads must stay defined (a renamed entry fails in preflight, not minutes later).
     edit(root / "ibnn" / "params_data" / "circuit.toml", "[comp_offset_sigma]\n", "[comp_ofset_sigma]\n")
     r = pipeline(env)
     assert r.returncode == 2
     assert r.stderr.strip() == ("ibnn: preflight: ibnn/params_data/*.toml: [comp_offset_sigma] is not defined, but "
-                                "notebook 03_c reads it (did you mean [comp_ofset_sigma]?); accepted: restore the "
+                                "notebook 02_b reads it (did you mean [comp_ofset_sigma]?); accepted: restore the "
                                 "entry [comp_offset_sigma] (value, unit, kind, source)"), r.stderr
 
 
