@@ -519,6 +519,11 @@ def test_a_renamed_notebook_retires_its_old_stamp_and_outputs_before_any_run(bui
     assert r.returncode == 0 and "02_b: no such notebook any more: removed" in r.stdout, r.stderr
     assert not (root / "results" / "02_b.json").exists() and "04_b: stale, skipped (--only)" in r.stdout
     assert "02_b" not in json.loads((root / "results" / "pipeline_stamps.json").read_text())["notebooks"]
+    for p in (root / "notebooks").glob("*.ipynb"):                # an empty folder is refused, nothing retired
+        p.unlink()
+    r = pipeline(env)
+    assert r.returncode == 2 and "ibnn: no notebooks NN_*.ipynb in " in r.stderr
+    assert (root / "results" / "01_a.json").exists()
 
 
 # -- 5, 6. make test, make lab, README -----------------------------------------------------------------------------

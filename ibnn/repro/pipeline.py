@@ -121,6 +121,8 @@ def _run(root: Path, profile: str, force, only, dry_run: bool) -> int:
     for p in clean_temporaries(root):
         print(f"[ibnn] removed what an interrupted run left: {io.relative(p)}")
     nbs = notebooks()
+    if not nbs:                              # never take an empty folder for "every notebook was removed"
+        raise PreflightError(f"ibnn: no notebooks NN_*.ipynb in {shown(notebooks_dir())}; nothing to run")
     forced = _select(nbs, force, only)
     P, stamps, line = preflight(root, nbs, forced, "make figures" + (" FAST=1" if profile == "fast" else ""))
     print(line, flush=True)
