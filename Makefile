@@ -1,7 +1,9 @@
 # ibnn: two commands set up, reproduce and test everything.
-#   make figures   run every notebook (papermill) -> figures/ and results/   (FAST=1: quick profile, FORCE=1: rerun all)
+#   make figures   rerun the notebooks whose inputs changed (papermill) -> figures/, results/, notebooks/, README
+#                  FAST=1: quick profile into scratch/fast/ (the committed record is left alone)
+#                  FORCE=1: rerun every notebook; FORCE=05_accuracy_on_chip: that one; DRY=1: say what would rerun
 #   make test      unit tests, then every notebook under nbval (quick profile, into a scratch folder)
-#   make lab       open the notebooks in JupyterLab
+#   make lab       open the notebooks in JupyterLab (hand runs write into scratch/full/)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -22,7 +24,8 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 figures: $(STAMP)
-	$(PY) -m ibnn.repro.pipeline $(if $(FAST),--fast) $(if $(FORCE),--force)
+	@$(PY) -m ibnn.repro.pipeline $(if $(FAST),--fast) $(if $(DRY),--dry-run) \
+	  $(if $(FORCE),--force $(filter-out 1,$(FORCE)))
 
 test: unit nbval
 
@@ -42,13 +45,16 @@ unit: data
 nbval: $(STAMP)
 	@echo "== make test, stage 2 of 2: every notebook under nbval (quick profile, scratch folder), then the invariants of its results"
 	@scratch=$$(mktemp -d); \
-	IBNN_OUTPUT_ROOT=$$scratch IBNN_PROFILE=fast MPLBACKEND=Agg \
+	IBNN_OUTPUT_ROOT=$$scratch IBNN_PROFILE=fast \
 	  $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/ && \
 	IBNN_OUTPUT_ROOT=$$scratch $(PY) -m pytest -q -p no:cacheprovider tests/test_results.py; \
 	rc=$$?; rm -rf $$scratch; exit $$rc
 
+# Run as root (a container's usual user), JupyterLab needs --allow-root: added here, and said.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	@$(if $(ROOT_FLAG),echo "make lab: running as root: starting JupyterLab with --allow-root")
+	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --KernelManager.transport_encryption=auto notebooks/
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
@@ -60,4 +66,4 @@ environment.yml: requirements.txt
 	   sed 's/^/      - /' requirements.txt; printf '      - -e .\n'; } > $@.tmp && mv $@.tmp $@
 
 clean-results:
-	rm -rf results/* figures/*.png .cache/pipeline_stamps.json .cache/pipeline_timings.json
+	rm -rf results/* figures/*.png notebooks/.*.tmp* .cache/staging .cache/pipeline_timings.json scratch/

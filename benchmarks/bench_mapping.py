@@ -21,7 +21,7 @@ P = params.load()
 
 def _network():
     from ibnn import nn as clf
-    d = io.checkpoints_dir()
+    d = io.input_path("results/checkpoints")          # the output root's, else the committed record's
     for p in ([d / "bnn.pt"] + sorted(d.glob("bnn*.pt"))) if d.exists() else []:
         if p.exists():
             return clf.load_checkpoint(p), str(p)

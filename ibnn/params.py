@@ -13,6 +13,12 @@ periphery, energy.toml for energy, area and the digital baseline); this module i
     valid  = "positive"       # optional domain check: positive | nonneg | fraction | any (default positive)
     formula = "a * b"         # kind = "derived" only: arithmetic over other parameters (+ - * / ** sqrt exp log)
     fit    = "notebook or function that performs the fit"   # kind = "fitted" only
+    integer = true            # optional: the value must be a TOML integer (counts: array_rows, input_bits)
+    override = "why"          # optional: the reader's own value outside [low, high] (reported as the reader's)
+
+The files are read strictly (`ibnn.paramfile`: a `ParamFileError` names the file, the table, the key, the value
+and what is accepted). Reads are recorded (`used()`): `make figures` keys each notebook on the entries it read, so
+changing one circuit constant reruns only the notebooks that read it.
 
 Variants (corners, sweeps) are made with `ParamSet.replace(name=value, ...)`, which re-derives every derived value;
 nothing is copied.
@@ -20,17 +26,22 @@ nothing is copied.
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from . import paramfile
+from .paramfile import KINDS, ParamFileError
+
 DATA_DIR = Path(__file__).resolve().parent / "params_data"
-KINDS = ("cited", "assumed", "derived", "fitted")
-DOMAINS = ("positive", "nonneg", "fraction", "any")
+DOMAINS = tuple(paramfile.DOMAINS)
+__all__ = ["DATA_DIR", "DOMAINS", "KINDS", "Param", "ParamFileError", "ParamSet", "load", "load_from", "require",
+           "used", "reset_used", "used_overrides"]
 
 
 @dataclass(frozen=True)
@@ -49,27 +60,47 @@ class Param:
     formula: str | None = None
     fit: str | None = None
     note: str | None = None
+    integer: bool | None = None         # True for counts (the file must give a TOML integer)
+    override: str | None = None         # the reader's reason for a value outside [low, high]
 
     def as_dict(self) -> dict:
         """The fields that are set, as a dict."""
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
+    def digest(self) -> str:
+        """sha256 of the whole record (value, unit, kind, source, range, ...): what `make figures` keys on."""
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()
+
+
+# Which entries this process read: the recorded dependencies of a notebook (ibnn.repro.manifest).
+_USED: set[str] = set()
+
+
+def used() -> list[str]:
+    """Entries read so far in this process ("@section:<name>" / "@all": the list of names was read)."""
+    return sorted(_USED)
+
+
+def reset_used() -> None:
+    """Forget the entries read so far."""
+    _USED.clear()
+
+
+def used_overrides() -> dict:
+    """{name: {value, low, high, reason}} of every entry read so far that the reader set outside its cited range
+    (`override` in the file)."""
+    try:
+        entries = load().entries
+    except ValueError:
+        return {}
+    return {n: {"value": p.value, "low": p.low, "high": p.high, "reason": p.override}
+            for n, p in sorted(entries.items()) if n in _USED and p.override}
+
 
 def _check_domain(name: str, value: float, domain: str) -> None:
-    ok = math.isfinite(value)
-    if domain == "positive":
-        ok &= value > 0
-        rng = "(0, inf)"
-    elif domain == "nonneg":
-        ok &= value >= 0
-        rng = "[0, inf)"
-    elif domain == "fraction":
-        ok &= 0 <= value <= 1
-        rng = "[0, 1]"
-    else:
-        rng = "(-inf, inf)"
-    if not ok:
-        raise ValueError(f"parameter {name}={value!r} is out of range; accepted: finite number in {rng}")
+    if not paramfile.in_domain(value, domain):
+        raise ValueError(f"parameter {name}={value!r} is out of range; accepted: finite number in "
+                         f"{paramfile.DOMAINS[domain][1]}")
 
 
 _FUNCS = {"sqrt": math.sqrt, "exp": math.exp, "log": math.log, "min": min, "max": max}
@@ -115,7 +146,9 @@ def _eval_formula(name: str, formula: str, env: Mapping[str, float]) -> float:
 
 @dataclass(frozen=True)
 class ParamSet:
-    """An immutable set of parameters. `ps["vdd"]` gives the value; `ps.entry("vdd")` the whole record."""
+    """An immutable set of parameters. `ps["vdd"]` gives the value; `ps.entry("vdd")` the whole record.
+
+    Every read is recorded (`used()`); `key()` and `digest()` are not reads."""
 
     entries: Mapping[str, Param] = field(repr=False)
 
@@ -124,17 +157,20 @@ class ParamSet:
         return self.entry(name).value
 
     def __contains__(self, name: str) -> bool:
+        _USED.add(name)
         return name in self.entries
 
     def __getattr__(self, name: str) -> float:
         # attribute access for readability in models: P.vdd
         entries = object.__getattribute__(self, "entries")
         if name in entries:
+            _USED.add(name)
             return entries[name].value
         raise AttributeError(name)
 
     def entry(self, name: str) -> Param:
         """The whole record of `name` (a KeyError lists the known names)."""
+        _USED.add(name)
         try:
             return self.entries[name]
         except KeyError:
@@ -149,20 +185,38 @@ class ParamSet:
 
     def names(self, section: str | None = None) -> list[str]:
         """Names of every entry, or of one section (file)."""
+        _USED.add("@all" if section is None else f"@section:{section}")
         return [n for n, p in self.entries.items() if section is None or p.section == section]
 
     def values(self) -> dict[str, float]:
-        """{name: value} of every entry."""
-        return {n: p.value for n, p in self.entries.items()}
+        """{name: value} of every entry (a read of every entry)."""
+        return {n: self.entry(n).value for n in self.names()}
 
     def table(self, section: str | None = None) -> list[dict]:
         """The entries (of one section) as dicts, for tables in the notebooks."""
-        return [self.entries[n].as_dict() for n in self.names(section)]
+        return [self.entry(n).as_dict() for n in self.names(section)]
 
     def ranged(self, section: str | None = None) -> list[str]:
         """Names of non-derived parameters that carry a cited low/high range (for tornado analyses)."""
-        return [n for n in self.names(section)
-                if self.entries[n].kind != "derived" and self.entries[n].low is not None]
+        return [n for n in self.names(section) if self.entry(n).kind != "derived" and self.entries[n].low is not None]
+
+    def key(self) -> tuple:
+        """A hashable identity of every value, for caches; not a read (a cache keyed on the whole set does not
+        depend on every entry)."""
+        return tuple(sorted((n, p.value) for n, p in self.entries.items()))
+
+    def overrides(self) -> dict[str, str]:
+        """{name: reason} of the entries the reader set outside their cited range (`override`)."""
+        return {n: p.override for n, p in self.entries.items() if p.override}
+
+    def digest(self, dep: str) -> str:
+        """sha256 of one recorded dependency: an entry's record, or the list of names ("@section:x", "@all");
+        "absent" for an entry that does not exist. Not a read."""
+        if dep.startswith("@"):
+            section = None if dep == "@all" else dep.split(":", 1)[1]
+            names = [n for n, p in self.entries.items() if section is None or p.section == section]
+            return hashlib.sha256(json.dumps(names).encode()).hexdigest()
+        return self.entries[dep].digest() if dep in self.entries else "absent"
 
     # --- variants -----------------------------------------------------------------------------------------
     def replace(self, **values: float) -> "ParamSet":
@@ -174,6 +228,8 @@ class ParamSet:
                 raise ValueError(f"parameter {name} is derived ({p.formula}); replace its inputs instead")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"parameter {name}={value!r} must be a number")
+            if p.integer and not float(value).is_integer():
+                raise ValueError(f"parameter {name}={value!r} must be a whole number (an integer count)")
             _check_domain(name, float(value), p.valid)
             new[name] = dc_replace(p, value=float(value))
         return ParamSet(_derive(new))
@@ -201,58 +257,32 @@ def _derive(entries: dict[str, Param]) -> dict[str, Param]:
 
 
 def _parse_file(path: Path) -> dict[str, Param]:
-    with open(path, "rb") as fh:
-        raw = tomllib.load(fh)
-    section = path.stem
-    out = {}
-    for name, d in raw.items():
-        where = f"{path.name}: [{name}]"
-        if not isinstance(d, dict):
-            raise ValueError(f"{where} must be a table")
-        unknown = set(d) - {"value", "unit", "kind", "source", "low", "high", "valid", "formula", "fit", "note"}
-        if unknown:
-            raise ValueError(f"{where} has unknown keys {sorted(unknown)}")
-        for key in ("unit", "kind", "source"):
-            if not d.get(key) and not (key == "unit" and key in d):
-                raise ValueError(f"{where} lacks '{key}'")
-        kind = d["kind"]
-        if kind not in KINDS:
-            raise ValueError(f"{where} kind={kind!r}; choose one of {list(KINDS)}")
-        valid = d.get("valid", "positive")
-        if valid not in DOMAINS:
-            raise ValueError(f"{where} valid={valid!r}; choose one of {list(DOMAINS)}")
-        if kind == "derived":
-            if "formula" not in d or "value" in d:
-                raise ValueError(f"{where} is derived: give 'formula' and no 'value'")
-            value = float("nan")
-        else:
-            if "value" not in d:
-                raise ValueError(f"{where} lacks 'value'")
-            value = float(d["value"])
-            _check_domain(name, value, valid)
-        if kind == "fitted" and not d.get("fit"):
-            raise ValueError(f"{where} is fitted: name the fit that produced it in 'fit'")
-        low, high = d.get("low"), d.get("high")
-        if (low is None) != (high is None):
-            raise ValueError(f"{where} gives only one of low/high")
-        if low is not None and not (float(low) <= value <= float(high)) and kind != "derived":
-            raise ValueError(f"{where} value {value} lies outside its range [{low}, {high}]")
-        out[name] = Param(name=name, value=value, unit=d["unit"], kind=kind, source=d["source"],
-                          section=section, low=None if low is None else float(low),
-                          high=None if high is None else float(high), valid=valid,
-                          formula=d.get("formula"), fit=d.get("fit"), note=d.get("note"))
-    return out
+    """The entries of one file (its stem is their section), read strictly by `paramfile.read_tables`."""
+    fields = ("low", "high", "formula", "fit", "note", "override")
+    return {name: Param(name=name, value=d["value"], unit=d["unit"], kind=d["kind"], source=d["source"],
+                        section=Path(path).stem, valid=d.get("valid", "positive"),
+                        integer=True if d.get("integer") else None,
+                        **{k: (float(d[k]) if k in ("low", "high") else d[k]) for k in fields if k in d})
+            for name, d in paramfile.read_tables(path).items()}
 
 
 def load_from(paths: Iterable[Path]) -> ParamSet:
-    """The parameter set of the given TOML files (each file a section); a name defined twice is a ValueError."""
+    """The parameter set of the given TOML files (each file a section), checked strictly: a ParamFileError (one
+    line naming the file, the table, the key and what is accepted) on the first problem."""
     entries: dict[str, Param] = {}
+    files: dict[str, str] = {}
     for path in sorted(paths):
         for name, p in _parse_file(path).items():
             if name in entries:
-                raise ValueError(f"parameter {name} defined twice ({entries[name].section}, {p.section})")
-            entries[name] = p
-    return ParamSet(_derive(entries))
+                raise ParamFileError(f"{paramfile.shown(path)}: [{name}] is defined twice ({files[name]} and "
+                                     f"{paramfile.shown(path)}); accepted: one table per parameter name")
+            entries[name], files[name] = p, paramfile.shown(path)
+    if not entries:
+        raise ParamFileError(f"no parameter files (*.toml) given ({paramfile.shown(DATA_DIR)} holds them)")
+    try:
+        return ParamSet(_derive(entries))
+    except ValueError as exc:                     # a formula: name its file and table
+        raise ParamFileError(paramfile.locate(str(exc), files)) from None
 
 
 @lru_cache(maxsize=1)

@@ -5,8 +5,6 @@ import math
 from numbers import Integral, Real
 from typing import Iterable
 
-import torch
-
 
 def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
     """An integer (bool excluded) in [lo, hi]."""
@@ -66,6 +64,8 @@ def _rng(lo, hi, lo_open=False, hi_open=False) -> str:
 
 def check_codes(name: str, codes, max_code: int):
     """An integer tensor of word-line codes with every value in [0, max_code] (any shape); returns the tensor."""
+    import torch  # here, not at the top: the preflight and the parameter checks stay torch-free
+
     c = torch.as_tensor(codes)
     if c.dtype.is_floating_point or c.dtype == torch.bool or c.is_complex():
         raise ValueError(f"{name} must be an integer tensor with values in [0, {max_code}]; got dtype {c.dtype}")

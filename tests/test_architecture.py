@@ -12,7 +12,7 @@ PKG = Path(__file__).resolve().parents[1] / "ibnn"
 
 #: The rooms from the floor up (docs/architecture.md); a module may import its own rank or lower.
 RANKS = [
-    ("ibnn.params", "ibnn.validate", "ibnn.published", "ibnn.repro.io", "ibnn.repro.provenance",
+    ("ibnn.params", "ibnn.paramfile", "ibnn.validate", "ibnn.published", "ibnn.repro.io", "ibnn.repro.provenance",
      "ibnn.repro.device", "ibnn.repro.progress"),
     ("ibnn.data",),
     ("ibnn.circuit",),

@@ -1,4 +1,5 @@
-"""Atomic writes, results provenance and stale-input detection."""
+"""Atomic writes, output roots (scratch by default, reads falling back to the committed record), relative paths,
+results provenance and stale-input detection."""
 import json
 import math
 
@@ -13,7 +14,7 @@ def root(tmp_path, monkeypatch):
     monkeypatch.setenv("IBNN_OUTPUT_ROOT", str(tmp_path))
     monkeypatch.delenv("IBNN_PROFILE", raising=False)
     monkeypatch.setattr(provenance, "_INPUTS", {})
-    monkeypatch.setattr(provenance, "_PROFILE", [])
+    monkeypatch.setattr(io, "_PROFILE", [])
     return tmp_path
 
 
@@ -115,3 +116,54 @@ def test_atomic_files_get_ordinary_permissions(root):
     umask = os.umask(0)
     os.umask(umask)
     assert (p.stat().st_mode & 0o777) == (0o666 & ~umask)
+
+
+def test_paths_shown_are_relative(root):
+    p = provenance.write_results("01_up", {"where": root / "figures" / "x.png",
+                                           "code": io.REPO_ROOT / "ibnn" / "repro" / "io.py"})
+    assert repr(p) == "RecordPath('results/01_up.json')"
+    data = json.loads(p.read_text())
+    assert data["where"] == "figures/x.png" and data["code"] == "ibnn/repro/io.py"
+
+
+@pytest.fixture
+def hand_run(tmp_path, monkeypatch):
+    """A hand run: no IBNN_OUTPUT_ROOT, the scratch root in tmp."""
+    for k in ("IBNN_OUTPUT_ROOT", "IBNN_READ_ROOT", "IBNN_PROFILE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("IBNN_SCRATCH_DIR", str(tmp_path))
+    monkeypatch.setattr(io, "_PROFILE", [])
+    monkeypatch.setattr(provenance, "_INPUTS", {})
+    return tmp_path
+
+
+def test_default_root_is_scratch_and_full_reads_fall_back_to_the_committed_record(hand_run, monkeypatch):
+    io.set_profile("full")
+    assert io.output_root() == hand_run / "full" and not io.writes_record()
+    committed = io.REPO_ROOT / "results" / "pipeline_stamps.json"
+    assert io.input_path("results/pipeline_stamps.json") == committed            # read from the record
+    mine = io.atomic_write_text(hand_run / "full" / "results" / "pipeline_stamps.json", "{}")
+    assert io.input_path("results/pipeline_stamps.json") == mine                  # the scratch root's own first
+    io.set_profile("fast")                                                        # fast: never the full record
+    assert io.output_root() == hand_run / "fast"
+    assert io.input_path("results/03_train_bnn.json") == hand_run / "fast" / "results" / "03_train_bnn.json"
+
+
+def test_staged_reads_fall_back_to_the_root_being_built(tmp_path, monkeypatch):
+    stage, built = tmp_path / "stage", tmp_path / "built"
+    monkeypatch.setenv("IBNN_OUTPUT_ROOT", str(stage))
+    monkeypatch.setenv("IBNN_READ_ROOT", str(built))
+    monkeypatch.setattr(io, "_PROFILE", ["full"])
+    monkeypatch.setattr(provenance, "_INPUTS", {})
+    io.atomic_write_json(built / "results" / "01_up.json", {"v": 1, "_provenance": {"profile": "full"}})
+    assert provenance.load_results("01_up")["v"] == 1
+    assert provenance.inputs() == {"results/01_up.json": io.sha256_file(built / "results" / "01_up.json")}
+    assert io.target_root() == built and not io.writes_record()
+    monkeypatch.setenv("IBNN_READ_ROOT", str(io.REPO_ROOT))
+    assert io.writes_record()
+
+
+def test_written_files_are_remembered_relative(root, monkeypatch):
+    monkeypatch.setattr(io, "_WRITTEN", {})
+    io.atomic_write_text(root / "figures" / "a.txt", "x")
+    assert io.written() == ["figures/a.txt"]

@@ -1,4 +1,5 @@
-"""The parameter-set loader: schema checks, derived values, variants."""
+"""The parameter-set loader: strict schema checks (one line naming file, table, key, value and what is accepted),
+derived values, variants, overrides of a cited range, and the record of which entries a run read."""
 import math
 
 import pytest
@@ -58,17 +59,96 @@ def test_replace_rejects_bad_values(tmp_path):
 
 
 @pytest.mark.parametrize("entry, msg", [
-    ('[x]\nvalue = 1\nunit = "V"\nkind = "guessed"\nsource = "s"\n', "kind='guessed'"),
+    ('[x]\nvalue = 1\nunit = "V"\nkind = "guessed"\nsource = "s"\n', 'kind = "guessed"'),
     ('[x]\nvalue = 1\nunit = "V"\nkind = "assumed"\n', "lacks 'source'"),
     ('[x]\nvalue = 1\nunit = "V"\nkind = "fitted"\nsource = "s"\n', "name the fit"),
-    ('[x]\nvalue = 5\nunit = "V"\nkind = "assumed"\nsource = "s"\nlow = 1\nhigh = 2\n', "outside its range"),
-    ('[x]\nvalue = -1\nunit = "V"\nkind = "assumed"\nsource = "s"\n', "out of range"),
+    ('[x]\nvalue = 5\nunit = "V"\nkind = "assumed"\nsource = "s"\nlow = 1\nhigh = 2\n', "outside its cited range"),
+    ('[x]\nvalue = -1\nunit = "V"\nkind = "assumed"\nsource = "s"\n', "out of its domain"),
     ('[x]\nunit = "V"\nkind = "derived"\nsource = "s"\nformula = "y * 2"\n', "unknown parameters"),
     ('[x]\nunit = "V"\nkind = "derived"\nsource = "s"\nformula = "__import__(1)"\n', "unknown function"),
 ])
 def test_schema_errors(tmp_path, entry, msg):
     with pytest.raises(ValueError, match=msg):
         params.load_from([write(tmp_path, "bad", entry)])
+
+
+ENTRY = '[rows]\nvalue = {v}\nunit = "1"\nkind = "cited"\nsource = "JSSC 2017"\n{extra}'
+
+
+@pytest.mark.parametrize("value, extra, problem, accepted", [
+    ("true", "", "a boolean is not a number", "a TOML number"),
+    ('"1.2e-15"', "", "a number in quotes is a string", "no quotes"),
+    ('"1.2 fF"', "", "write the number alone", "no unit"),
+    ('"abc"', "", "not a number", "a TOML number"),
+    ("128.0", "integer = true\n", "not an integer", "a TOML integer"),
+    ("128.5", "integer = true\n", "not an integer", "a TOML integer"),
+    ("true", "integer = true\n", "a boolean is not a number", "a TOML integer"),
+    ("5", "low = 1\nhigh = 2\n", "outside its cited range", 'override = "<your reason>"'),
+    ("1", 'low = "1"\nhigh = 2\n', "a number in quotes", "low end of the cited range"),
+])
+def test_strict_values_name_file_table_key_value_and_what_is_accepted(tmp_path, value, extra, problem, accepted):
+    """Every message: the file, the table, the key, the value as written and what is accepted, on one line."""
+    path = write(tmp_path, "circuit", ENTRY.format(v=value, extra=extra))
+    with pytest.raises(params.ParamFileError) as info:
+        params.load_from([path])
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path}: [rows] ") and problem in msg and accepted in msg, msg
+    if "low = " not in extra or "override" in accepted:
+        assert f"value = {value}" in msg, msg
+
+
+def test_integer_entry_accepts_an_integer_and_replace_keeps_it_integral(tmp_path):
+    ps = params.load_from([write(tmp_path, "circuit", ENTRY.format(v=128, extra="integer = true\n"))])
+    assert ps["rows"] == 128 and ps.entry("rows").integer
+    assert ps.replace(rows=64)["rows"] == 64
+    with pytest.raises(ValueError, match="must be a whole number"):
+        ps.replace(rows=64.5)
+
+
+def test_unknown_key_lists_the_accepted_ones(tmp_path):
+    path = write(tmp_path, "circuit", ENTRY.format(v=128, extra="vaule = 3\n"))
+    with pytest.raises(params.ParamFileError, match=r"\[rows\] vaule = 3: unknown key; accepted keys: value, "
+                                                    r"unit, kind, source, low, high"):
+        params.load_from([path])
+
+
+def test_toml_syntax_error_names_the_file(tmp_path):
+    path = write(tmp_path, "energy", '[x]\nvalue = 1.2 fF\nunit = "F"\n')
+    with pytest.raises(params.ParamFileError, match=rf"^{path}: TOML syntax error: .*line 2"):
+        params.load_from([path])
+
+
+def test_a_bad_formula_names_its_file_and_table(tmp_path):
+    path = write(tmp_path, "circuit", BASE.replace('formula = "c_cell * rows"', 'formula = "c_cel * rows"'))
+    with pytest.raises(params.ParamFileError, match=rf"^{path}: \[c_bl\] parameter c_bl: formula .* unknown "):
+        params.load_from([path])
+
+
+def test_override_allows_a_value_outside_the_cited_range_and_is_reported(tmp_path):
+    path = write(tmp_path, "circuit", ENTRY.format(v=5, extra='low = 1\nhigh = 2\noverride = "my corner"\n'))
+    ps = params.load_from([path])
+    assert ps["rows"] == 5 and ps.overrides() == {"rows": "my corner"}
+    with pytest.raises(params.ParamFileError, match="override = 3: not accepted; accepted: a non-empty string"):
+        params.load_from([write(tmp_path, "circuit", ENTRY.format(v=5, extra="low = 1\nhigh = 2\noverride = 3\n"))])
+
+
+def test_reads_are_recorded_per_entry_and_keys_are_not_reads(tmp_path):
+    ps = params.load_from([write(tmp_path, "circuit", BASE)])
+    params.reset_used()
+    ps["c_bl"]
+    ps.names("circuit")
+    ps.key()
+    assert params.used() == ["@section:circuit", "c_bl"]
+    before = ps.digest("c_bl")
+    assert ps.replace(c_cell=1.4e-15).digest("c_bl") != before      # a derived entry's digest follows its inputs
+    assert ps.digest("nope") == "absent"
+
+
+def test_shipped_parameter_files_pass_the_strict_check():
+    ps = params.load_from(params.DATA_DIR.glob("*.toml"))
+    for name in ("array_rows", "array_cols", "input_bits"):
+        assert ps.entry(name).integer, name
 
 
 def test_duplicate_across_sections(tmp_path):

@@ -5,12 +5,19 @@ the quick-profile notebook run by the nbval stage of `make test` (IBNN_OUTPUT_RO
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from ibnn import params
 from ibnn.cost import efficiency, ops
 from ibnn.repro import claims, io, provenance
+
+
+@pytest.fixture(autouse=True)
+def record_root(monkeypatch):
+    """The root under test is IBNN_OUTPUT_ROOT or the repository (not the scratch root hand runs write into)."""
+    monkeypatch.setenv("IBNN_OUTPUT_ROOT", os.environ.get("IBNN_OUTPUT_ROOT") or str(io.REPO_ROOT))
 
 
 def flat(d: dict, prefix: str = "") -> dict:

@@ -17,7 +17,7 @@ import torch
 from ..nn import checkpoint as ckpt
 from ..nn.folded import fold
 from ..nn.train import Recipe, train_bnn
-from ..repro import provenance
+from ..repro import io, provenance
 from ..repro.device import as_tensor
 from ..validate import check_int, check_real
 from .calibration import check_calibration_set
@@ -122,10 +122,11 @@ def train_noise_aware(codes, labels, sigma_lsb: float, base_meta: dict, cache_pa
            "base_topology": base_meta.get("topology"), "base_readout": readout}
     if cache_path is not None:
         cache_path = Path(cache_path)
-        if cache_path.exists():
+        cached = io.input_path(cache_path)          # a hand run (or a staged one) reads the committed cache
+        if cached.exists():
             try:
-                folded = ckpt.load_checkpoint(cache_path, expect=key)
-                provenance.record_input(cache_path)
+                folded = ckpt.load_checkpoint(cached, expect=key)
+                provenance.record_input(cached)
                 return folded, {"cached": True, **key, "train_seconds": None}
             except ValueError:
                 pass

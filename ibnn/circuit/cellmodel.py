@@ -105,7 +105,7 @@ _MODEL_CACHE: dict = {}
 
 def cell_model(params: _params.ParamSet, compression: float, sigma_vt: float) -> CellModel:
     """CellModel, cached per (parameter values, compression, sigma_vt) within the process."""
-    key = (tuple(sorted(params.values().items())), float(compression), float(sigma_vt))
+    key = (params.key(), float(compression), float(sigma_vt))      # params.key(): not recorded as a read
     if key not in _MODEL_CACHE:
         if len(_MODEL_CACHE) > 8:
             _MODEL_CACHE.clear()

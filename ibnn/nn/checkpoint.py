@@ -63,7 +63,13 @@ def save_checkpoint(path, model, meta: dict | None = None):
 
 
 def _load_raw(path, expect):
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]      # torch's first sentence only
+        raise ValueError(f"{io.relative(path)} is not a readable checkpoint ({type(exc).__name__}: {first}): it is "
+                         f"truncated or corrupt; restore it (git checkout -- {io.relative(path)}) or rerun the "
+                         f"notebook that wrote it (make figures FORCE=03_train_bnn)") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ValueError(f"{path}: not an ibnn BNN checkpoint (format "
                          f"{obj.get('format') if isinstance(obj, dict) else type(obj).__name__!r}, "
@@ -101,24 +107,27 @@ def load_trained(path, expect: dict | None = None) -> BNN:
 
 def find_checkpoint(profile: str = "full", name: str | None = None):
     """Path of the trained BNN checkpoint in results/checkpoints: `name` if given, else bnn_<profile>.pt,
-    bnn.pt (full) / bnn_fast.pt (fast), else the only bnn*.pt there. FileNotFoundError says what to run."""
-    d = io.checkpoints_dir()
+    bnn.pt (full) / bnn_fast.pt (fast), else the only bnn*.pt there. Read through `io.input_path` (a hand run
+    finds the committed checkpoint). FileNotFoundError says what to run."""
+    rel = Path("results/checkpoints")
     if name:
-        p = d / name if not str(name).startswith("/") else Path(name)
+        p = Path(name) if str(name).startswith("/") else io.input_path(rel / name)
         if not p.exists():
-            raise FileNotFoundError(f"checkpoint={name!r}: {p} does not exist; run notebook 03 first (make figures)")
+            raise FileNotFoundError(f"checkpoint={name!r}: {io.relative(p)} does not exist; run notebook 03 first "
+                                    f"(make figures)")
         return p
     order = [f"bnn_{profile}.pt"] + (["bnn_fast.pt", "bnn.pt"] if profile == "fast" else ["bnn.pt"])
     for n in order:
-        if (d / n).exists():
-            return d / n
+        if io.input_path(rel / n).exists():
+            return io.input_path(rel / n)
+    d = io.input_path(rel)
     cands = [p for p in sorted(d.glob("bnn*.pt"))] if d.exists() else []
     if profile != "fast":
         cands = [p for p in cands if "fast" not in p.name]
     if len(cands) == 1:
         return cands[0]
-    raise FileNotFoundError(f"no trained checkpoint for profile {profile!r} in {d} (looked for {order}, found "
-                            f"{[p.name for p in cands]}): run notebooks 01-03 first (make figures)")
+    raise FileNotFoundError(f"no trained checkpoint for profile {profile!r} in {io.relative(d)} (looked for "
+                            f"{order}, found {[p.name for p in cands]}): run notebooks 01-03 first (make figures)")
 
 
 def load_network(path, expect: dict | None = None):

@@ -108,7 +108,8 @@ def recalibrate_bn(model: BNN, codes, batch_size: int = 1000) -> BNN:
 
 
 def train_bnn(codes, labels, val_codes=None, val_labels=None, *, recipe: Recipe = Recipe(), seed: int = 0,
-              preact_noise: Callable | None = None, recalibrate: bool = True, progress: bool = False) -> TrainResult:
+              preact_noise: Callable | None = None, recalibrate: bool = True,
+              progress: bool | None = None) -> TrainResult:
     """Train a `BNN` with the straight-through estimator and Adam; deterministic for a given seed.
 
     Args:
@@ -123,6 +124,8 @@ def train_bnn(codes, labels, val_codes=None, val_labels=None, *, recipe: Recipe 
         recalibrate: after the last epoch, re-estimate the batch-norm statistics for the final binary weights
             over the training codes (`recalibrate_bn`; latent weights oscillate around zero during training, so
             the running averages lag behind the weights the eval model ends up with).
+        progress: None shows an epoch bar where `ibnn.repro.progress` allows it (an interactive terminal, or the
+            terminal of `make figures`), False never.
     Returns:
         TrainResult; history: per epoch "loss" (mean training loss), "train_acc" (on the training batches,
         training mode) and, with validation data, "val_acc" (eval mode, exact) and "val_acc_recalibrated".
@@ -165,7 +168,7 @@ def _check_data(codes, labels, bits: int):
     return x, y
 
 
-def _fit(model: BNN, x, y, recipe: Recipe, gen, preact_noise, progress: bool, val) -> dict:
+def _fit(model: BNN, x, y, recipe: Recipe, gen, preact_noise, progress: bool | None, val) -> dict:
     """The epochs of training (Adam, cosine schedule, latent weights clipped); returns the history."""
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     total = recipe.epochs * math.ceil(x.shape[0] / recipe.batch_size)
@@ -174,7 +177,8 @@ def _fit(model: BNN, x, y, recipe: Recipe, gen, preact_noise, progress: bool, va
     y_hard = y.argmax(1) if y.ndim == 2 else y
     hist = {"loss": [], "train_acc": []} | ({"val_acc": []} if val is not None else {})
     loss_fn = nn.CrossEntropyLoss()
-    for _ in _progress(range(recipe.epochs), desc="epochs", disable=None if progress else True):
+    desc = f"train {list(recipe.hidden)} {recipe.readout}"
+    for _ in _progress(range(recipe.epochs), desc=desc, unit="epoch", disable=True if progress is False else None):
         model.train()
         perm = torch.randperm(x.shape[0], generator=gen)
         tot, correct = 0.0, 0

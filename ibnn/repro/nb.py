@@ -1,5 +1,5 @@
 """Notebook set-up in one call: every papermill parameter validated before any work, the quick profile applied
-as a declared per-notebook override, the run profile recorded, the plot style set.
+as a declared per-notebook override, the run profile recorded, the device request checked, figures inline.
 
 A notebook's first code cell (tagged `parameters`) holds its defaults, the full profile. The next cell calls
 
@@ -9,10 +9,14 @@ with one rule per parameter. `start` refuses a parameter the notebook does not d
 parameter is an error, not a warning), applies the quick profile's overrides for this notebook from
 notebooks/profiles/fast.toml (each checked against the type of the default it replaces), checks every value
 against its rule (the message names the parameter, its value and what is accepted), writes the validated values
-back into the notebook's namespace, records the profile in the provenance of the results, and sets the style.
+back into the notebook's namespace, records the profile in the provenance of the results, checks IBNN_DEVICE (a
+CUDA request without CUDA fails here, before any work), starts recording the package data the run opens (its
+manifest, `ibnn.repro.manifest`) and shows figures inline in the common style (every figure saved with
+`style.savefig` is embedded in the notebook).
 """
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import tomllib
@@ -21,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..validate import check_bool, check_choice, check_int, check_real
-from . import io, provenance
-from .style import use_style
+from . import device, io, manifest
+from .style import kernel_shell, use_style
 
 PROFILES = ("full", "fast")
 PROFILE_DIR = io.REPO_ROOT / "notebooks" / "profiles"
@@ -141,7 +145,7 @@ def resolve_profile(profile: str) -> str:
     The environment variable IBNN_PROFILE, when set, overrides the notebook parameter (make test sets it)."""
     env = os.environ.get("IBNN_PROFILE")
     profile = check_choice("IBNN_PROFILE", env, PROFILES) if env else check_choice("profile", profile, PROFILES)
-    provenance.set_profile(profile)
+    io.set_profile(profile)
     return profile
 
 
@@ -189,11 +193,17 @@ def start(ns: dict, stem: str, **rules) -> str:
         stem: the notebook's name (its table in notebooks/profiles/fast.toml).
         rules: one rule (Int, Real, Bool, Str, Choice, List) per parameter other than `profile`.
     """
+    running = os.environ.get("IBNN_NOTEBOOK")            # make figures names the notebook file it runs
+    if running and running != stem:
+        raise ValueError(f"notebook {running}.ipynb calls nb.start with stem {stem!r}: a renamed notebook's stem "
+                         f"(nb.start, its table in notebooks/profiles/fast.toml, write_results) follows its file name")
     given = parameters(ns)
-    unknown = sorted(set(given) - set(rules) - {"profile"})
+    accepted = sorted(set(rules) | {"profile"})
+    unknown = sorted(set(given) - set(accepted))
     if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown} for notebook {stem}; accepted: "
-                         f"{sorted(set(rules) | {'profile'})}")
+        hints = [f"{u} -> {m[0]}" for u in unknown for m in [difflib.get_close_matches(u, accepted, 1)] if m]
+        raise ValueError(f"unknown parameter(s) {unknown} for notebook {stem}"
+                         f"{' (did you mean ' + ', '.join(hints) + '?)' if hints else ''}; accepted: {accepted}")
     missing = sorted(set(rules) - set(given))
     if missing:
         raise ValueError(f"notebook {stem} declares rules for {missing} but its parameters cell does not set them")
@@ -203,10 +213,16 @@ def start(ns: dict, stem: str, **rules) -> str:
     for name, rule in rules.items():
         ns[name] = rule.check(name, given[name])
     ns["profile"] = profile
-    use_style()
+    device.check_request()
+    manifest.watch()
+    setup()
     return profile
 
 
 def setup() -> None:
-    """Plot style for the notebook (`start` does it too)."""
+    """Figures inline (embedded in the notebook, whatever MPLBACKEND says) and the common plot style (`start` does
+    it too)."""
+    shell = kernel_shell()
+    if shell is not None:
+        shell.run_line_magic("matplotlib", "inline")
     use_style()

@@ -1,189 +1,232 @@
-"""`make figures`: run every notebook in order through papermill, incrementally and atomically.
+"""`make figures`: run the notebooks in order through papermill, only those whose inputs changed, atomically.
 
-A notebook reruns when its code, the ibnn package (sources and parameter files), the run profile or any earlier
-notebook changed, or when one of its outputs (results/<stem>.json, the figures it saved) is missing. The key of
-each notebook chains the key of the one before, so a change upstream reruns everything downstream.
+Where it writes. The full profile builds the committed record in the repository: results/ (with checkpoints/),
+figures/, the executed notebooks/ and the README claims table. `FAST=1` builds the same into scratch/fast/
+(git-ignored). IBNN_OUTPUT_ROOT=<dir> names another root explicitly (IBNN_OUTPUT_ROOT=. points a quick run at
+the repository on purpose).
 
-Each notebook executes into a temporary file that replaces the committed notebook only when it finished, and the
-stamp (results/pipeline_stamps.json) is written after that: an interrupted run leaves the previous notebook,
-results and figures in place, and the next run redoes the interrupted notebook.
+Preflight (`ibnn.repro.preflight`), before any notebook runs: the device request, the parameter files (strictly),
+the record's sha256s; each problem is one line naming the file and what to do (exit status 2).
 
-Usage: python -m ibnn.repro.pipeline [--fast] [--force] [--only STEM ...]
+When a notebook reruns (`ibnn.repro.stamps`): when its source, an ibnn module it imported, a parameter entry it
+read, a package data file it opened or an input it loaded changed (recorded by `ibnn.repro.manifest` at the end
+of its last run), when the profile changed, or when one of its outputs is missing or its executed notebook was
+changed outside the pipeline. A notebook whose outputs come out byte-identical stops the chain.
+
+How (`ibnn.repro.execute`): each notebook writes into a staging folder; only when it finished, its figures are
+checked to be shown in the notebook, its outputs move into place and its stamp is written. A failed or
+interrupted notebook leaves the record exactly as it was (the failed notebook is kept in .cache/failed/).
+
+Usage: python -m ibnn.repro.pipeline [--fast] [--force [STEM ...]] [--only STEM ...] [--dry-run]
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
 from . import io
-
-STAMPS = "pipeline_stamps.json"
+from . import stamps as st
+from .preflight import PreflightError, preflight, shown
 
 
 def notebooks_dir() -> Path:
-    """The notebooks folder (IBNN_NOTEBOOKS_DIR overrides it; the robustness tests use a small one)."""
+    """The notebooks' sources (IBNN_NOTEBOOKS_DIR overrides it; the pipeline's tests use small ones)."""
     env = os.environ.get("IBNN_NOTEBOOKS_DIR")
     return Path(env).resolve() if env else io.REPO_ROOT / "notebooks"
 
 
 def notebooks() -> list[Path]:
     """The numbered notebooks NN_*.ipynb, in order."""
-    return sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+    return sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 
 
-def clean_temporaries() -> list[Path]:
-    """Remove temporary files left by a run that was killed (SIGKILL skips the clean-up of io.atomic_path)."""
+def root_for(fast: bool) -> Path:
+    """The root a run builds: IBNN_OUTPUT_ROOT, else the repository (full) or scratch/fast (FAST=1)."""
+    env = os.environ.get("IBNN_OUTPUT_ROOT")
+    if env:
+        return Path(env).resolve()
+    return io.scratch_root("fast") if fast else io.REPO_ROOT
+
+
+def clean_temporaries(root: Path) -> list[Path]:
+    """Remove what a killed run left (SIGKILL skips the clean-ups): temporary files and staging folders."""
     removed = []
-    for folder in (notebooks_dir(), io.results_dir(), io.figures_dir(), io.checkpoints_dir()):
-        if folder.exists():
-            for p in folder.glob(".*.tmp"):
-                p.unlink(missing_ok=True)
-                removed.append(p)
+    for folder in (notebooks_dir(), root / "notebooks", root / "results", root / "figures",
+                   root / "results" / "checkpoints"):
+        for p in folder.glob(".*.tmp*") if folder.exists() else []:
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    staging = root / ".cache" / "staging"
+    if staging.exists():
+        removed.extend(sorted(staging.iterdir()))
+        shutil.rmtree(staging)
     return removed
 
 
-def package_digest() -> str:
-    """sha256 over the ibnn package's sources and data files."""
-    h = hashlib.sha256()
-    for p in sorted(io.PACKAGE_DIR.rglob("*")):
-        if p.suffix in (".py", ".toml", ".csv") and "__pycache__" not in p.parts:
-            h.update(str(p.relative_to(io.PACKAGE_DIR)).encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
-
-
-def notebook_digest(path: Path) -> str:
-    """Hash of the code and markdown sources, without outputs and without papermill's injected cell."""
-    nb = json.loads(path.read_text())
-    h = hashlib.sha256()
-    for cell in nb["cells"]:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-            continue
-        src = cell["source"]
-        h.update(cell["cell_type"].encode())
-        h.update(("".join(src) if isinstance(src, list) else src).encode())
-    return h.hexdigest()
-
-
-def _stamps_path() -> Path:
-    return io.results_dir() / STAMPS
-
-
-def _record_timing(stem: str, seconds: float, profile: str) -> None:
-    path = io.output_root() / ".cache" / "pipeline_timings.json"
-    try:
-        timings = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        timings = {}
-    timings[stem] = {"seconds": round(seconds, 1), "profile": profile}
-    io.atomic_write_json(path, timings)
-
-
-def _load_stamps() -> dict:
-    path = _stamps_path()
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def _outputs_present(entry: dict) -> bool:
-    root = io.output_root()
-    return all((root / rel).exists() for rel in entry.get("outputs", []))
-
-
-def _new_outputs(since: float) -> list[str]:
-    root = io.output_root()
-    out = []
-    for folder in (io.results_dir(), io.figures_dir()):
-        if folder.exists():
-            for p in sorted(folder.rglob("*")):
-                if (p.is_file() and not p.name.startswith(".") and p.name != STAMPS
-                        and p.stat().st_mtime >= since):
-                    out.append(str(p.relative_to(root)))
-    return out
-
-
 @contextlib.contextmanager
-def _exclusive():
+def _exclusive(root: Path):
     """One pipeline at a time per output root: the temporaries it cleans can then only be from dead runs."""
-    path = io.output_root() / ".cache" / "pipeline.lock"
+    path = root / ".cache" / "pipeline.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SystemExit(f"another `make figures` is running on {io.output_root()} (lock {path}); "
-                             f"wait for it to finish") from None
+            raise SystemExit(f"ibnn: another `make figures` is running on {shown(root)} (lock "
+                             f"{io.relative(path)}); wait for it to finish") from None
         yield
 
 
-def run(fast: bool = False, force: bool = False, only: list[str] | None = None) -> int:
-    """Run the stale notebooks (all with force) under the pipeline lock; returns 0."""
-    with _exclusive():
-        return _run(fast, force, only)
+def _timings(root: Path) -> Path:
+    return root / ".cache" / "pipeline_timings.json"
 
 
-def _run(fast: bool, force: bool, only: list[str] | None) -> int:
-    import papermill as pm
+def _load_timings(root: Path) -> dict:
+    try:
+        return json.loads(_timings(root).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
 
-    profile = "fast" if fast else "full"
-    for p in clean_temporaries():
-        print(f"[ibnn] removed temporary file of an interrupted run: {p.name}")
-    stamps = _load_stamps()
-    pkg = package_digest()
-    prev_key = ""
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    os.environ["PAPERMILL_EXECUTION"] = "1"
+
+def _fmt_s(s: float) -> str:
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
+
+
+def _select(nbs: list[Path], force, only) -> set[str]:
+    """The forced notebooks (force: True for all, or a list of stems; an empty list means all)."""
+    stems = [p.stem for p in nbs]
+    named = (list(force) if isinstance(force, (list, tuple)) else []) + list(only or [])
+    unknown = sorted(set(named) - set(stems))
+    if unknown:
+        raise PreflightError(f"ibnn: unknown notebooks {unknown}; known: {stems}")
+    return set(stems) if force is True or force == [] else set(force or [])
+
+
+def run(fast: bool = False, force: bool | list[str] = False, only: list[str] | None = None,
+        dry_run: bool = False) -> int:
+    """Preflight, then every stale notebook in order (see the module docstring). Returns 0."""
+    root = root_for(fast)
+    with _exclusive(root):
+        return _run(root, "fast" if fast else "full", force, only, dry_run)
+
+
+def _run(root: Path, profile: str, force, only, dry_run: bool) -> int:
+    for p in clean_temporaries(root):
+        print(f"[ibnn] removed what an interrupted run left: {io.relative(p)}")
     nbs = notebooks()
-    if only:
-        unknown = set(only) - {p.stem for p in nbs}
-        if unknown:
-            raise SystemExit(f"--only: unknown notebooks {sorted(unknown)}; known: {[p.stem for p in nbs]}")
-    timings = {}
-    for path in nbs:
-        key = hashlib.sha256(f"{prev_key}|{pkg}|{profile}|{notebook_digest(path)}".encode()).hexdigest()
-        prev_key = key
-        entry = stamps.get(path.stem, {})
-        stale = force or entry.get("key") != key or not _outputs_present(entry)
-        if only is not None and path.stem not in only:
-            stale = False
-        if not stale:
-            print(f"[ibnn] {path.stem}: up to date")
+    if not nbs:                              # never take an empty folder for "every notebook was removed"
+        raise PreflightError(f"ibnn: no notebooks NN_*.ipynb in {shown(notebooks_dir())}; nothing to run")
+    forced = _select(nbs, force, only)
+    P, stamps, line = preflight(root, nbs, forced, "make figures" + (" FAST=1" if profile == "fast" else ""))
+    print(line, flush=True)
+    retire(root, stamps, {p.stem for p in nbs}, dry_run)
+    timings, ran, changing, t_all = _load_timings(root), {}, set(), time.time()
+    for i, src in enumerate(nbs, 1):
+        stem, entry, tag = src.stem, stamps.get(src.stem), f"[ibnn] {i}/{len(nbs)} {src.stem}"
+        reasons = st.stale_reasons(src, entry, root, profile, P, stem in forced)
+        if only and stem not in only:
+            print(f"{tag}: {'stale, skipped (--only)' if reasons else 'up to date'}")
             continue
-        print(f"[ibnn] {path.stem}: running ({profile} profile)", flush=True)
-        t0 = time.time()
-        with io.atomic_path(path) as tmp:
-            pm.execute_notebook(str(path), str(tmp), parameters={"profile": profile} if fast else {},
-                                kernel_name="ibnn", progress_bar=False, cwd=str(notebooks_dir()),
-                                language="python")
-        dt = time.time() - t0
-        timings[path.stem] = dt
-        # Key recomputed: papermill may have added the injected cell, which the digest ignores.
-        stamps[path.stem] = {"key": key, "profile": profile, "outputs": _new_outputs(t0)}
-        io.atomic_write_json(_stamps_path(), stamps)
-        _record_timing(path.stem, dt, profile)
-        print(f"[ibnn] {path.stem}: done in {dt:.1f} s", flush=True)
-    if timings:
-        print("[ibnn] timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+        if dry_run:
+            maybe = [f"if {rel} changes" for rel in (entry or {}).get("deps", {}).get("inputs", {}) if rel in changing]
+            if reasons or maybe:
+                print(f"{tag}: {'would' if reasons else 'may'} run: {'; '.join(reasons or maybe[:1])}")
+                changing.update((entry or {}).get("outputs", {}))
+            else:
+                print(f"{tag}: up to date")
+            continue
+        if not reasons:
+            print(f"{tag}: up to date")
+            continue
+        ran[stem] = _run_one(src, root, profile, reasons, stamps, P, tag, timings.get(stem))
+        timings[stem] = {"seconds": round(ran[stem], 1), "profile": profile}
+        io.atomic_write_json(_timings(root), timings)
+    if not dry_run:
+        _summary(root, profile, nbs, ran, time.time() - t_all)
     return 0
 
 
+def retire(root: Path, stamps: dict, stems: set[str], dry_run: bool) -> list[str]:
+    """Forget the notebooks that no longer exist (renamed or removed) and delete the outputs they recorded (the
+    preflight verified them; a file another notebook recorded too is kept), before any notebook runs: a renamed
+    notebook then writes its outputs afresh. Returns the files removed (or, dry_run, that would be)."""
+    gone = sorted(set(stamps) - stems)
+    live = {rel for stem, e in stamps.items() if stem in stems for rel in e.get("outputs", {})}
+    removed = []
+    for stem in gone:
+        files = [rel for rel, d in stamps[stem].get("outputs", {}).items()
+                 if rel not in live and (root / rel).is_file() and (d is None or st.file_digest(root / rel) == d)
+                 and not rel.startswith("notebooks/")]
+        print(f"[ibnn] {stem}: no such notebook any more: {'would remove' if dry_run else 'removed'} its stamp and "
+              f"outputs {', '.join(files) or '(none left)'}", flush=True)
+        if not dry_run:
+            for rel in files:
+                (root / rel).unlink()
+            del stamps[stem]
+            st.save(root, stamps)
+        removed += files
+    return removed
+
+
+def _run_one(src: Path, root: Path, profile: str, reasons: list[str], stamps: dict, P, tag: str,
+             last: dict | None) -> float:
+    """Execute one stale notebook and commit it; returns its wall time."""
+    from .execute import NotebookFailed, execute
+
+    why = "; ".join(reasons[:3]) + (f" (+{len(reasons) - 3} more)" if len(reasons) > 3 else "")
+    est = f"; last run {_fmt_s(last['seconds'])}" if last and last.get("profile") == profile else ""
+    print(f"{tag}: running ({profile} profile): {why}{est}", flush=True)
+    t0 = time.time()
+    try:
+        staged = execute(src, root, profile)
+    except NotebookFailed:                  # its staging folder goes (the failed notebook is in .cache/failed/)
+        shutil.rmtree(root / ".cache" / "staging" / src.stem, ignore_errors=True)
+        raise
+    removed = st.commit(src, root, staged.stage, staged.notebook, staged.manifest, stamps, P, profile)
+    dt = time.time() - t0
+    gone = f"; removed {', '.join(removed)} (no longer written)" if removed else ""
+    print(f"{tag}: done in {_fmt_s(dt)}{gone}", flush=True)
+    return dt
+
+
+def _summary(root: Path, profile: str, nbs: list[Path], ran: dict, total: float) -> None:
+    if not ran:
+        print(f"[ibnn] everything up to date in {shown(root)} ({profile} profile); FORCE=1 reruns every notebook")
+        return
+    print(f"[ibnn] ran {len(ran)} of {len(nbs)} notebooks in {_fmt_s(total)} into {shown(root)} ({profile} "
+          f"profile): " + ", ".join(f"{k} {_fmt_s(v)}" for k, v in ran.items()))
+
+
 def main(argv=None) -> int:
-    """The command line of `make figures`."""
+    """The command line of `make figures` (exit status 2: refused by the preflight; 1: a notebook failed)."""
+    from .execute import NotebookFailed
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fast", action="store_true", help="quick profile (fewer chips and epochs)")
-    ap.add_argument("--force", action="store_true", help="rerun every notebook")
+    ap.add_argument("--fast", action="store_true", help="quick profile (fewer chips and epochs) into scratch/fast/")
+    ap.add_argument("--force", nargs="*", metavar="STEM",
+                    help="rerun these notebooks (all when none is named), even if up to date")
     ap.add_argument("--only", nargs="+", metavar="STEM", help="run only these notebooks (if stale)")
+    ap.add_argument("--dry-run", action="store_true", help="say what would rerun and why; run nothing")
     a = ap.parse_args(argv)
-    return run(fast=a.fast, force=a.force, only=a.only)
+    try:
+        return run(fast=a.fast, force=False if a.force is None else (a.force or True), only=a.only,
+                   dry_run=a.dry_run)
+    except PreflightError as exc:
+        print("\n".join(exc.lines), file=sys.stderr)
+        return 2
+    except NotebookFailed as exc:
+        print(f"ibnn: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ibnn: interrupted; the record is as it was before the running notebook started", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
