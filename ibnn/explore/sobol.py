@@ -53,6 +53,8 @@ class SobolResult:
         conf_level, num_resamples, seed: of the sampling and the bootstrap.
         sweep: the engine's summary (engine kind, workers, cached / computed points).
         variance: output -> variance of the output over all evaluations.
+        samples, values: the design's points and every output's values at them (for surrogates fitted on the
+            same evaluations; not part of `as_dict`).
     """
 
     dims: list[Dim]
@@ -64,6 +66,8 @@ class SobolResult:
     seed: int
     sweep: dict
     variance: dict[str, float] = field(default_factory=dict)
+    samples: list = field(default_factory=list, repr=False)
+    values: dict = field(default_factory=dict, repr=False)
 
     def index(self, output: str, name: str) -> SobolIndex:
         """The indices of input `name` for `output` (KeyError naming the inputs otherwise)."""
@@ -177,4 +181,4 @@ def sobol_indices(fn, dims: Sequence[Dim], n_base: int, *, outputs: Sequence[str
     Y = _output_matrix(res.results, outputs)
     indices = analyze(dims, Y, conf_level, num_resamples, seed)
     return SobolResult(dims, indices, n_base, len(points), conf_level, num_resamples, seed, res.summary(),
-                       {k: float(np.var(v)) for k, v in Y.items()})
+                       {k: float(np.var(v)) for k, v in Y.items()}, points, Y)
