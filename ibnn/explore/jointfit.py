@@ -13,13 +13,14 @@ each parameter's physical limits); every fitted value is reported as inside or o
 
 Method (scipy.optimize), in two phases from the defaults and from `n_starts - 1` scrambled Halton points of the box.
 Phase I (feasibility): bounded least squares (scipy least_squares, dogbox) minimises the squared band violations
-(each margin normalised by its band's width, or its target where the width is 0) inside the box, plus 1e-6 |z|^2 to take the closest of equally bad points, and
-stops at the first point where every band nearly holds. Phase II (closest point): SLSQP (sequential least squares
-programming) on the smooth objective |z|^2 with the bands as inequality constraints (an equal band is two), from
-every phase-I point that nearly satisfies the bands. Where no phase-I point does, the least violating one is "the
-closest point", reported with what each figure misses by (phase I is cheap, whereas SLSQP on an infeasible problem
-iterates to its limit). Jacobians by forward differences of step `fd_step` (range units): the D + 1 points of one
-Jacobian go out as one sweep, so they run in parallel on the engine and land in its cache.
+(each margin normalised by its band's width, or its target where the width is 0) inside the box, plus 1e-6 |z|^2 to
+take the closest of equally bad points, and stops at the first point where every band nearly holds. Phase II
+(closest point): SLSQP (sequential least squares programming) on the smooth objective |z|^2 with the bands as
+inequality constraints (an equal band is two), from every phase-I point that nearly satisfies the bands. Where no
+phase-I point does, the least violating one is "the closest point", reported with what each figure misses by (phase
+I is cheap, whereas SLSQP on an infeasible problem iterates to its limit). Jacobians by forward differences of step
+`fd_step` (range units): the D + 1 points of one Jacobian go out as one sweep, so they run in parallel on the engine
+and land in its cache.
 
 All points of a fit share one seed (``seed_keys=()``, common random numbers): Monte-Carlo figures then differ
 between nearby points only through the parameters, which the finite differences need. Constraints of a noisy or

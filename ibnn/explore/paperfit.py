@@ -143,7 +143,8 @@ def verify(verify_point, point: Mapping[str, Any], selection: Mapping[str, str],
         lo, hi = b.limits()
         claims[claim_of(b.figure)] = {"figure": b.figure, "value": v, "target": b.target, "rule": b.rule,
                                       "tolerance": b.width, "holds": b.miss(v) <= 1e-12 * max(1.0, abs(v)),
-                                      "miss": b.miss(v), "limits": [lo, hi]}
+                                      "miss": b.miss(v),
+                                      "limits": [None if math.isinf(x) else x for x in (lo, hi)]}
     return {"figures": figs, "claims": claims, "holds": all(c["holds"] for c in claims.values()),
             "drop_halfwidth": half}
 

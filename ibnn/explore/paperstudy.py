@@ -26,7 +26,8 @@ def ranged_dims(P, names: Sequence[str]) -> tuple[list[Dim], list[str]]:
 
 
 def run_fit(energy, measure, dims: Sequence[Dim], choices: Mapping[str, Sequence],
-            selections: Mapping[str, Sequence], engine, *, drop: str = "corrected", silicon_factor: float = 2.0,
+            selections: Mapping[str, Sequence], engine, *, dropper=None, drop: str = "corrected",
+            silicon_factor: float = 2.0,
             n_fits: int = 2, refine: int = 1, shrink: float = 0.05, step: float = 0.25, seed: int = 0,
             cache_dir=None, code_version: str | None = None) -> dict:
     """The coarse-to-fine fit (ibnn.explore.paperfit), on common random numbers throughout:
@@ -38,7 +39,9 @@ def run_fit(energy, measure, dims: Sequence[Dim], choices: Mapping[str, Sequence
     3. for the n_fits least violating: local models of every band figure around the combination (`surrogate.
        measure_local` on `energy`: central differences of `step` range units, ln y for the positive figures),
        the drop measured there by `measure` (a constant of the model); the closest point where every band holds
-       (or the least violating one) on those models (`joint_fit`, scipy least_squares + SLSQP);
+       (or the least violating one) on those models (`joint_fit`, scipy least_squares + SLSQP); with `dropper`
+       (a PaperPoint measuring drops, at the fit's resolution) the drop gets a local model too, along the circuit
+       parameters among `dims` (the only ones a chip depends on);
     4. verify the best with `measure`; re-centre the models at the fitted point and refit (`refine` times).
     The figures reported under the fit are always the verified ones, never the models'.
     Returns a JSON-ready record (every round, the verified figures and claims)."""
@@ -52,7 +55,8 @@ def run_fit(energy, measure, dims: Sequence[Dim], choices: Mapping[str, Sequence
     centres = [dict(s.choices) for s in top]
     rounds = []
     for r in range(refine + 1):
-        fits = [_fit_one(energy, measure, dims, s, c, kw, step, engine, seed, sweep) for s, c in zip(top, centres)]
+        fits = [_fit_one(energy, measure, dropper, dims, s, c, kw, step, engine, seed, sweep)
+                for s, c in zip(top, centres)]
         fits.sort(key=lambda f: (not f["fit"]["feasible"], f["fit"]["best"]["distance"] if f["fit"]["feasible"]
                                  else f["fit"]["best"]["violation"]))
         best = fits[0]
@@ -69,7 +73,7 @@ def run_fit(energy, measure, dims: Sequence[Dim], choices: Mapping[str, Sequence
             "best": rounds[-1]["best"], "verified": rounds[-1]["verified"]}
 
 
-def _fit_one(energy, measure, dims, scr, centre, kw, step, engine, seed, sweep) -> dict:
+def _fit_one(energy, measure, dropper, dims, scr, centre, kw, step, engine, seed, sweep) -> dict:
     """Local models around `centre` for one screened combination, and the fit on them."""
     names, logs = band_figures(scr.selection, kw["drop"])
     drop_name = f"drop_{kw['drop']}"
@@ -77,7 +81,12 @@ def _fit_one(energy, measure, dims, scr, centre, kw, step, engine, seed, sweep) 
                            log=logs, **sweep)
     at_c = run_sweep(measure, [centre], engine=engine, seed=seed, seed_keys=(), desc="drop at centre",
                      **sweep).results[0]
-    point = ModelPoint(models, {drop_name: at_c[drop_name]})
+    const = {drop_name: at_c[drop_name]}
+    chip_dims = [d for d in dims if energy.P.entry(d.name).section == "circuit"]
+    if dropper is not None and chip_dims:
+        models.update(measure_local(dropper, [drop_name], chip_dims, centre, step, engine, seed=seed, **sweep))
+        const = {}
+    point = ModelPoint(models, const)
     r = joint_fit(point, dims, paper_bands(**scr.selection, **kw), fixed=dict(scr.choices), engine="inprocess",
                   n_starts=2, seed=seed, maxiter=200, ftol=1e-8)
     return {"screened": scr, "choices": scr.choices, "selection": scr.selection, "changed": scr.changed,

@@ -137,14 +137,16 @@ def _output_matrix(results: Sequence[dict | None], outputs: Sequence[str] | None
 
 def analyze(dims: Sequence[Dim], Y: Mapping[str, np.ndarray], conf_level: float = 0.95, num_resamples: int = 200,
             seed: int = 0) -> dict[str, list[SobolIndex]]:
-    """SALib's Sobol analysis of each output (rows in `sobol_points` order)."""
+    """SALib's Sobol analysis of each output (rows in `sobol_points` order). An output that is constant over the
+    design (variance 0: no input moves it at this resolution) gets every index 0 with interval 0."""
     from SALib.analyze import sobol as sobol_analyze
 
     problem = sobol_problem(dims)
     out = {}
     for name, y in Y.items():
         if np.var(y) == 0:
-            raise ValueError(f"output {name!r} is constant over the design: its indices are undefined")
+            out[name] = [SobolIndex(d.name, 0.0, 0.0, 0.0, 0.0) for d in dims]
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             # seed + 1: SALib 1.6 tests `if seed:` and falls back to the unseeded global RNG for seed 0
