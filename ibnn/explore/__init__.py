@@ -9,6 +9,16 @@ sobol      Sobol first-order and total indices (SALib) with bootstrap intervals,
 jointfit   the point closest to the defaults (in units of each range) at which every target band holds
 toys       tiny analytic point functions (Ishigami, a slow one, a failing one) for tests and examples
 
+The paper-consistent fit of notebook 09 (issue 12):
+paperpoint the point function: the JETCAS figures (drop on simulated chips, naive and corrected; energy, ratio,
+           TOPS/W, TOPS/mm2) at a point's operating-point choices, and the silicon check in the prototype's own
+           configuration, all through the cost room's energy study (uses `correct` for the per-chip correction)
+surrogate  local linear / ln-linear models of a figure (central differences on common random numbers)
+paperfit   the targets (the ledger's claims + the silicon check), screening, the model point, verification
+paperstudy the coarse-to-fine fit, the joint-fit record, the Sobol summary and the short list of unknowns
+claims_fit the claims ledger's second column, "paper-consistent fit" (rows from results/09_joint_fit.json)
+plots      the Sobol figure
+
 It sits above `cost` (its point functions evaluate chips, the mapped network and the energy model) and below
 `repro` (the notebooks and the claims ledger read its results).
 """

@@ -11,15 +11,16 @@ for every combination of choices; the answer is the feasible combination with th
 search box is the cited ranges, widened by `extend` ranges on each side where the caller allows it (clipped at
 each parameter's physical limits); every fitted value is reported as inside or outside its cited range.
 
-Method (scipy.optimize), in two phases from the defaults and from `n_starts - 1` scrambled Halton points of the
-box. Phase I (feasibility): L-BFGS-B minimises the squared band violations (each margin normalised by its band's
-width, or its target where the width is 0) inside the box, plus 1e-6 |z|^2 to take the closest of equally bad
-points. Phase II (closest point): SLSQP (sequential least squares programming) on the smooth objective |z|^2
-with the bands as inequality constraints (an equal band is two), from every phase-I point that nearly satisfies
-the bands. Where no phase-I point does, the least violating one is "the closest point", reported with what each
-figure misses by (phase I is cheap, whereas SLSQP on an infeasible problem iterates to its limit). Jacobians by
-forward differences of step `fd_step` (range units): the D + 1 points of one Jacobian go out as one sweep, so
-they run in parallel on the engine and land in its cache.
+Method (scipy.optimize), in two phases from the defaults and from `n_starts - 1` scrambled Halton points of the box.
+Phase I (feasibility): bounded least squares (scipy least_squares, dogbox) minimises the squared band violations
+(each margin normalised by its band's width, or its target where the width is 0) inside the box, plus 1e-6 |z|^2 to
+take the closest of equally bad points, and stops at the first point where every band nearly holds. Phase II
+(closest point): SLSQP (sequential least squares programming) on the smooth objective |z|^2 with the bands as
+inequality constraints (an equal band is two), from every phase-I point that nearly satisfies the bands. Where no
+phase-I point does, the least violating one is "the closest point", reported with what each figure misses by (phase
+I is cheap, whereas SLSQP on an infeasible problem iterates to its limit). Jacobians by forward differences of step
+`fd_step` (range units): the D + 1 points of one Jacobian go out as one sweep, so they run in parallel on the engine
+and land in its cache.
 
 All points of a fit share one seed (``seed_keys=()``, common random numbers): Monte-Carlo figures then differ
 between nearby points only through the parameters, which the finite differences need. Constraints of a noisy or
@@ -210,19 +211,42 @@ def _violation(m: np.ndarray) -> float:
 def _slsqp(F: _Figures, z0, bounds, maxiter: int):
     cons = [{"type": "ineq", "fun": F.margins, "jac": F.jacobian}]
     res = optimize.minimize(lambda z: float(z @ z), z0, jac=lambda z: 2 * z, method="SLSQP", bounds=bounds,
-                            constraints=cons, options={"maxiter": maxiter, "ftol": 1e-12})
+                            constraints=cons, options={"maxiter": maxiter, "ftol": F.ftol})
     return np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds]), str(res.message)
+
+
+class _Feasible(Exception):
+    """Phase I reached a point where every band holds: phase II takes over from it."""
+
+    def __init__(self, z):
+        super().__init__("feasible")
+        self.z = np.array(z, dtype=float)
 
 
 def _least_violation(F: _Figures, z0, bounds, maxiter: int) -> np.ndarray:
     """Phase I: minimise the squared band violations (+ 1e-6 |z|^2, to take the closest of equally bad
-    points) inside the box with L-BFGS-B."""
-    def f(z):
-        m = F.margins(z)
-        g = 2 * np.minimum(m, 0.0) @ F.jacobian(z)
-        return _violation(m) + 1e-6 * float(z @ z), g + 2e-6 * z
+    points) inside the box: a bounded nonlinear least-squares problem (scipy's `least_squares`, dogbox: a
+    dogleg in the box, whose steps do not shrink for a parameter that starts at a bound, unlike the reflective
+    method; residuals min(margin, 0) and 1e-3 z; a Jacobian only at accepted steps), stopping at the
+    first point where every band nearly holds (within NEAR: phase II then finds the closest point where they
+    hold; a squared penalty only approaches the bands from outside)."""
+    lo, hi = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
 
-    res = optimize.minimize(f, z0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter})
+    def fun(z):
+        m = F.margins(z)
+        if m.min() >= -NEAR:
+            raise _Feasible(z)
+        return np.concatenate([np.minimum(m, 0.0), 1e-3 * z])
+
+    def jac(z):
+        m, J = F.margins(z), F.jacobian(z)
+        return np.vstack([np.where((m < 0)[:, None], J, 0.0), 1e-3 * np.eye(len(z))])
+
+    try:
+        res = optimize.least_squares(fun, np.clip(z0, lo, hi), jac=jac, bounds=(lo, hi), method="dogbox",
+                                     max_nfev=maxiter)
+    except _Feasible as stop:
+        return stop.z
     return res.x
 
 
@@ -281,7 +305,7 @@ def choice_combinations(choices: Mapping[str, Sequence] | None) -> list[dict]:
 def joint_fit(fn, dims: Sequence[Dim], bands: Sequence[Band], *, choices: Mapping[str, Sequence] | None = None,
               fixed: Mapping[str, Any] | None = None, extend: float = 0.0, n_starts: int = 4, seed: int = 0,
               fd_step: float = 1e-3, maxiter: int = 100, feas_tol: float = 1e-6, move_tol: float = 1e-4,
-              engine: Engine | str | None = None, **sweep) -> FitResult:
+              ftol: float = 1e-12, engine: Engine | str | None = None, **sweep) -> FitResult:
     """The point closest to the defaults at which every band holds (see the module docstring).
 
     Args:
@@ -292,7 +316,8 @@ def joint_fit(fn, dims: Sequence[Dim], bands: Sequence[Band], *, choices: Mappin
         fixed: entries held at one value at every point.
         extend: search beyond the cited ranges by this many ranges on each side (0: within the ranges).
         n_starts: SLSQP starts (the defaults, then Halton points); seed: their scrambling and the points' seed.
-        fd_step: finite-difference step, range units; maxiter: per optimiser run.
+        fd_step: finite-difference step, range units; maxiter: per optimiser run; ftol: SLSQP's precision goal on
+            |z|^2 (1e-12: exact answers for the tests; a few 1e-6 suffice for a fit of a model).
         feas_tol: a band holds within feas_tol of its scale (rounding of the optimiser's constraints).
         move_tol: |z| above which a parameter counts as moved.
         engine: an open Engine, or a kind opened once for the whole fit; None: `open_engine()` (a LocalCluster,
@@ -320,6 +345,7 @@ def joint_fit(fn, dims: Sequence[Dim], bands: Sequence[Band], *, choices: Mappin
         fits, n_points, info = [], 0, {}
         for combo in combos:
             F = _Figures(fn, dims, bands, {**dict(fixed or {}), **combo}, eng, sweep, fd_step, bounds)
+            F.ftol = check_positive("ftol", ftol)
             z, msg = _fit_choice(F, bounds, n_starts, seed, maxiter, feas_tol)
             fits.append(_report(F, z, combo, combos[0], msg, feas_tol, move_tol))
             n_points, info = n_points + len(F.memo), F.info or info

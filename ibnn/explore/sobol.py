@@ -53,6 +53,8 @@ class SobolResult:
         conf_level, num_resamples, seed: of the sampling and the bootstrap.
         sweep: the engine's summary (engine kind, workers, cached / computed points).
         variance: output -> variance of the output over all evaluations.
+        samples, values: the design's points and every output's values at them (for surrogates fitted on the
+            same evaluations; not part of `as_dict`).
     """
 
     dims: list[Dim]
@@ -64,6 +66,8 @@ class SobolResult:
     seed: int
     sweep: dict
     variance: dict[str, float] = field(default_factory=dict)
+    samples: list = field(default_factory=list, repr=False)
+    values: dict = field(default_factory=dict, repr=False)
 
     def index(self, output: str, name: str) -> SobolIndex:
         """The indices of input `name` for `output` (KeyError naming the inputs otherwise)."""
@@ -133,14 +137,16 @@ def _output_matrix(results: Sequence[dict | None], outputs: Sequence[str] | None
 
 def analyze(dims: Sequence[Dim], Y: Mapping[str, np.ndarray], conf_level: float = 0.95, num_resamples: int = 200,
             seed: int = 0) -> dict[str, list[SobolIndex]]:
-    """SALib's Sobol analysis of each output (rows in `sobol_points` order)."""
+    """SALib's Sobol analysis of each output (rows in `sobol_points` order). An output that is constant over the
+    design (variance 0: no input moves it at this resolution) gets every index 0 with interval 0."""
     from SALib.analyze import sobol as sobol_analyze
 
     problem = sobol_problem(dims)
     out = {}
     for name, y in Y.items():
         if np.var(y) == 0:
-            raise ValueError(f"output {name!r} is constant over the design: its indices are undefined")
+            out[name] = [SobolIndex(d.name, 0.0, 0.0, 0.0, 0.0) for d in dims]
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             # seed + 1: SALib 1.6 tests `if seed:` and falls back to the unseeded global RNG for seed 0
@@ -177,4 +183,4 @@ def sobol_indices(fn, dims: Sequence[Dim], n_base: int, *, outputs: Sequence[str
     Y = _output_matrix(res.results, outputs)
     indices = analyze(dims, Y, conf_level, num_resamples, seed)
     return SobolResult(dims, indices, n_base, len(points), conf_level, num_resamples, seed, res.summary(),
-                       {k: float(np.var(v)) for k, v in Y.items()})
+                       {k: float(np.var(v)) for k, v in Y.items()}, points, Y)

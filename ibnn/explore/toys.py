@@ -75,3 +75,10 @@ def bands_toy(point: dict, seed: int) -> dict:
     """
     lb = math.log10(point["b"])
     return {"f": point["a"] + lb + float(point.get("offset", 0.0)), "h": point["a"] - lb, "g": point["c"]}
+
+
+def power_law(point: dict, seed: int) -> dict:
+    """'p' = 3 b^2 / c and 'q' = b + 2 c (seed unused; b = 1, c = 10 where the point leaves them out): p is
+    exactly ln-linear in log-scaled inputs, q is linear."""
+    b, c = float(point.get("b", 1.0)), float(point.get("c", 10.0))
+    return {"p": 3.0 * b ** 2 / c, "q": b + 2.0 * c}
