@@ -1,25 +1,140 @@
-"""One nonideality at a time: drop statistics at a sweep point, and where a swept curve crosses a level."""
+"""One nonideality at a time: every mechanism of `ibnn.circuit.Nonidealities` alone (all others off) at a few
+multiples of its parameter-set magnitude, each point's drop with a two-level bootstrap interval, each panel's
+resolution, and inverse points read from power-law fits (`ibnn.analysis.inverse`), never off a raw curve whose
+intervals span the target.
+
+A mechanism can be switched on over a base (`over`, e.g. the bit-line's physical compression, which every real
+chip has): the chip then has the base scales and the swept mechanism at its scale, everything else off.
+
+All points of one mechanism use the same chip seed (a Nonidealities scale multiplies fixed standard-normal draws,
+so the points differ only by the scale) and the same images: the points are paired, and a fit through them is
+bootstrapped with one set of resamples.
+"""
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
 
-from .stats import DropStats, chip_accuracies, drop_stats, make_chips
+import torch
+
+from ..circuit import nonideal
+from ..validate import check_choice, check_int
+from . import bootstrap as B
+from .evaluation import TestBed, run_method
+from .inverse import PowerLawFit, fit_power_law, read_crossing
+from .stats import make_chips
 
 
-def sweep_point(P, mapping, codes, labels, software: float, n_chips: int, seed: int, nonideal=None,
-                noise_seed: int = 1) -> DropStats:
-    """Drop statistics of `n_chips` chips (seed) of parameter set P with the given Nonidealities."""
-    chip = make_chips(P, n_chips, seed, nonideal=nonideal)
-    acc = chip_accuracies(mapping, chip, codes, labels, noise_seed=noise_seed)
-    return drop_stats(acc, software)
+def magnitude(name: str, scale: float, P) -> tuple[float, str]:
+    """The physical magnitude a scale of mechanism `name` stands for, and its unit; the scale itself for a
+    mechanism without a physical axis."""
+    try:
+        return nonideal.physical_magnitude(name, scale, P)
+    except ValueError:
+        if name not in nonideal.NONIDEALITIES:
+            raise
+        return float(scale), f"{name.replace('_', ' ')} scale (1 = parameter set)"
 
 
-def crossing(x: Sequence[float], y: Sequence[float], level: float) -> float | None:
-    """First x at which the piecewise-linear y(x) (x increasing) reaches `level` from below; None if never."""
-    x, y = list(map(float, x)), list(map(float, y))
-    for i in range(1, len(x)):
-        if y[i - 1] < level <= y[i]:
-            return x[i - 1] + (level - y[i - 1]) * (x[i] - x[i - 1]) / (y[i] - y[i - 1])
-    if y and y[0] >= level:
-        return x[0]
-    return None
+@dataclass
+class Sweep:
+    """One mechanism alone at several scales: per point the drop (DropCI) and the correctness matrix."""
+    name: str
+    unit: str
+    scales: list
+    magnitudes: list
+    default_magnitude: float
+    drops: list                                   # DropCI per point
+    soft: torch.Tensor = field(repr=False, default=None)    # (N,) the software correctness on the images
+    mats: list = field(repr=False, default_factory=list)    # (n_chips, N) bool per point
+
+    @property
+    def resolution(self) -> B.Resolution:
+        """The panel's resolution: that of its least resolved point (the widest interval)."""
+        return max((B.resolution(d) for d in self.drops), key=lambda r: r.halfwidth)
+
+    def resolution_at(self, scale: float = 1.0) -> B.Resolution | None:
+        """The resolution at one scale (default: the parameter set's magnitude), None if it was not swept."""
+        hits = [d for s, d in zip(self.scales, self.drops) if abs(s - scale) < 1e-12]
+        return B.resolution(hits[0]) if hits else None
+
+    def as_dict(self) -> dict:
+        """JSON-ready: unit, default magnitude, points (scale, magnitude, drop with ci95 and ci_method, whether it
+        is resolved from 0), the panel's resolution."""
+        pts = [{"scale": s, "magnitude": x, **d.as_dict(), "resolved_from_zero": d.ci95[0] > 0 or d.ci95[1] < 0}
+               for s, x, d in zip(self.scales, self.magnitudes, self.drops)]
+        n = self.drops[0]
+        at1 = self.resolution_at(1.0)
+        return {"unit": self.unit, "default_magnitude": self.default_magnitude, "points": pts,
+                "n_chips": n.n_chips, "n_images": n.n_images, "resolution": self.resolution.as_dict(),
+                "resolution_at_parameter_set": at1.as_dict() if at1 is not None else None}
+
+
+def alone_over(name: str, scale: float, over: Mapping[str, float] | None = None) -> nonideal.Nonidealities:
+    """Nonidealities with `name` at `scale`, the mechanisms in `over` at their given scales, the rest off."""
+    base = nonideal.alone(name, scale)
+    kw = {k: v for k, v in (over or {}).items() if k != name}
+    for k in kw:
+        check_choice("over", k, nonideal.NONIDEALITIES)
+    return replace(base, **kw)
+
+
+def _points(P, mapping, bed: TestBed, name: str, scales, n_chips: int, seed: int, noise_seed: int, over):
+    """(scales sorted, magnitudes, unit, correctness matrices) of mechanism `name` at each scale."""
+    if not scales:
+        raise ValueError(f"scales={list(scales)} must name at least one scale")
+    scales = sorted(float(s) for s in scales)
+    mats, mags, unit = [], [], ""
+    for s in scales:
+        chip = make_chips(P, n_chips, seed, nonideal=alone_over(name, s, over))
+        mats.append(run_method(mapping, chip, bed, None, noise_seed).correct)
+        x, unit = magnitude(name, s, P)
+        mags.append(x)
+    return scales, mags, unit, mats
+
+
+def sweep(P, mapping, bed: TestBed, name: str, scales: Sequence[float], n_chips: int, seed: int,
+          noise_seed: int = 1, n_boot: int = 2000, over: Mapping[str, float] | None = None) -> Sweep:
+    """Mechanism `name` at each scale (over the base `over`, else alone) on `n_chips` chips (seed) and the test
+    bed's images (naive mapping)."""
+    return sweep_all(P, mapping, bed, [name], scales, n_chips, seed, noise_seed, n_boot, over)[name]
+
+
+def sweep_all(P, mapping, bed: TestBed, names: Sequence[str] | None, scales: Sequence[float], n_chips: int,
+              seed: int, noise_seed: int = 1, n_boot: int = 2000, over: Mapping[str, float] | None = None,
+              extra: Mapping[str, Sequence[float]] | None = None) -> dict:
+    """`sweep` for every mechanism in `names` (None or empty: every field of Nonidealities), at `scales` plus the
+    mechanism's `extra` scales (e.g. more points for a fit). Every point has the same chips x images, so all
+    are bootstrapped in one pass on the same resamples (`bootstrap.replicates`)."""
+    n_chips = check_int("n_chips", n_chips, 1)
+    names = list(names) if names else list(nonideal.NONIDEALITIES)
+    extra = extra or {}
+    runs = {n: _points(P, mapping, bed, n, set(map(float, scales)) | set(map(float, extra.get(n, ()))), n_chips,
+                       seed, noise_seed, over) for n in names}
+    mats = [m for r in runs.values() for m in r[3]]
+    rep = iter(B.replicates(mats, [bed.soft] * len(mats), n_boot, seed=0))
+    out = {}
+    for n, (sc, mags, unit, ms) in runs.items():
+        drops = [B.drop_from_replicates(next(rep), m, bed.soft) for m in ms]
+        out[n] = Sweep(n, unit, sc, mags, magnitude(n, 1.0, P)[0], drops, bed.soft, ms)
+    return out
+
+
+def inverse_point(sw: Sweep, target: float, n_boot: int = 2000, scales: Sequence[float] | None = None) -> PowerLawFit:
+    """The magnitude at which this mechanism reaches `target` drop: a power law drop = a x^b fitted in log-log
+    through the sweep's points (those at `scales`, default all: a local fit around the target describes it
+    better than one stretched over every point), with a two-level bootstrap interval (quotable only when the
+    interval lies inside the fitted range); the raw crossing only where resolved (`read_crossing`)."""
+    keep = [i for i, s in enumerate(sw.scales) if scales is None or any(abs(s - t) < 1e-12 for t in scales)]
+    if len(keep) < 2:
+        raise ValueError(f"sweep {sw.name}: {len(keep)} point(s) at scales={scales}; a fit needs at least 2")
+    return fit_power_law([sw.magnitudes[i] for i in keep], [sw.mats[i] for i in keep], [sw.soft] * len(keep),
+                         target, n_boot)
+
+
+def crossing_of(sw: Sweep, target: float) -> dict:
+    """What the raw points say about where the drop reaches `target` (`read_crossing`)."""
+    if len(sw.drops) < 2:
+        return {"resolved": False, "bracket": None, "reason": "fewer than 2 points"}
+    return read_crossing(sw.magnitudes, [d.ci95[0] for d in sw.drops], [d.ci95[1] for d in sw.drops],
+                         target).as_dict()
