@@ -112,6 +112,9 @@ def test_sweeps_cover_every_mechanism_with_paired_points_and_a_resolution(monkey
         d = sw.as_dict()
         assert d["points"][0]["ci_method"] == "two-level bootstrap (chips x images)"
         assert d["resolution_at_parameter_set"]["halfwidth"] >= 0
+        e, base = d["points"][0]["excess_over_base"], d["base"]
+        assert e["paired"] and e["difference"] == pytest.approx(d["points"][0]["mean_drop"] - base["mean_drop"])
+        assert base["over"] == {"compression": 1.0}
     monkeypatch.setattr(nonideal, "physical_magnitude", lambda name, s, P: (_ for _ in ()).throw(ValueError(name)))
     assert sweeps.magnitude("noise", 2.0, P) == (2.0, "noise scale (1 = parameter set)")
     with pytest.raises(ValueError):

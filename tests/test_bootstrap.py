@@ -161,6 +161,9 @@ def test_power_law_fit_recovers_a_known_exponent_and_its_inverse_point():
     assert far.extrapolated and not far.quotable and not far.crossing.resolved
     few = inverse.fit_power_law(xs, [m[:2, :200] for m in mats], [s[:200]] * 4, target=0.01, n_boot=500)
     assert not few.quotable        # 2 chips x 200 images: the interval of the inverse point leaves the range
+    base = g.random(u.shape) >= 0.02                   # an independent floor every point shares: fit the excess
+    over = inverse.fit_power_law(xs, [m & base for m in mats], [s] * 4, target=0.01 * 0.98, n_boot=500, base=base)
+    assert over.b == pytest.approx(2.0, abs=0.3) and over.x_at_target == pytest.approx(truth, rel=0.15)
 
 
 def test_choose_on_validation_takes_the_cheapest_option_not_resolvably_worse():
