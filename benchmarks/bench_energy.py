@@ -19,10 +19,10 @@ def main() -> int:
     drops = rng.uniform(0, 0.3, size=(B, 128, 2))
     codes = rng.integers(0, 32, size=(B, 128))
     t0 = time.perf_counter()
-    v, i = energy.wldac_luts(P)
+    tables = energy.drive_tables(P)
     t_lut = time.perf_counter() - t0
     t0 = time.perf_counter()
-    bd = energy.cycle_energy(P, bl_drops_V=drops, codes=codes, v_wl_lut_V=v, i_dac_lut_A=i, input_bits=5)
+    bd = energy.cycle_energy(P, bl_drops_V=drops, codes=codes, input_bits=5, tables=tables)
     t_cycle = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(100):
@@ -43,7 +43,7 @@ def main() -> int:
     fig = lambda p: area.macro_area(p)  # noqa: E731
     sensitivity.tornado(P, P.ranged("energy"), lambda p, name: fig(p))
     t_tor = time.perf_counter() - t0
-    print(f"wldac look-up tables: {t_lut * 1e3:.1f} ms")
+    print(f"word-line drive tables (waveform, settling, charges): {t_lut * 1e3:.1f} ms")
     print(f"cycle_energy, batch {B}: {t_cycle * 1e3:.1f} ms ({energy.total(bd) * 1e12:.1f} pJ per cycle)")
     print(f"digital_inference_energy: {t_dig * 1e6:.0f} us")
     print(f"chip model without cell mismatch: {t_chip:.1f} s; Chip.evaluate with line drops, 1000 inputs: "

@@ -83,7 +83,11 @@ def formula_names(formula: str) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in _FUNCS}
 
 
-def _check_formula(name: str, formula: str, known) -> ast.Expression:
+@lru_cache(maxsize=None)
+def _compiled(name: str, formula: str):
+    """(code object, names it refers to) of a formula, checked once: the formulas of the parameter files are few
+    and fixed, while every `ParamSet.replace` re-derives every derived value (sweeps call it once per point).
+    A formula that fails its checks is not cached (the ValueError is raised again on every call)."""
     try:
         tree = ast.parse(formula, mode="eval")
     except SyntaxError as exc:
@@ -93,15 +97,20 @@ def _check_formula(name: str, formula: str, known) -> ast.Expression:
             raise ValueError(f"parameter {name}: formula {formula!r} calls an unknown function")
         if not isinstance(node, _OPS):
             raise ValueError(f"parameter {name}: formula {formula!r} uses {type(node).__name__}, not allowed")
-    missing = formula_names(formula) - set(known)
+    return compile(tree, "<formula>", "eval"), frozenset(formula_names(formula))
+
+
+def _check_formula(name: str, formula: str, known):
+    code, names = _compiled(name, formula)
+    missing = names - set(known)
     if missing:
         raise ValueError(f"parameter {name}: formula {formula!r} names unknown parameters {sorted(missing)}")
-    return tree
+    return code
 
 
 def _eval_formula(name: str, formula: str, env: Mapping[str, float]) -> float:
-    tree = _check_formula(name, formula, env)
-    return float(eval(compile(tree, "<formula>", "eval"), {"__builtins__": {}, **_FUNCS}, dict(env)))
+    code = _check_formula(name, formula, env)
+    return float(eval(code, {"__builtins__": {}, **_FUNCS}, dict(env)))
 
 
 @dataclass(frozen=True)
@@ -178,7 +187,8 @@ def _derive(entries: dict[str, Param]) -> dict[str, Param]:
         _check_formula(n, p.formula, out)
     env = {n: p.value for n, p in out.items() if p.kind != "derived"}
     while pending:
-        ready = [n for n, p in pending.items() if formula_names(p.formula) <= set(env)]
+        known = set(env)
+        ready = [n for n, p in pending.items() if _compiled(n, p.formula)[1] <= known]
         if not ready:
             raise ValueError(f"derived parameters with unresolved or circular formulas: {sorted(pending)}")
         for n in ready:

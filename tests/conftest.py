@@ -79,11 +79,13 @@ class IntegerChip:
         dot = codes.to(torch.float64) @ self.W.to(torch.float64)  # exact: |dot| << 2**53
         return dot.expand(self.n_chips, *dot.shape) if dot.dim() == 2 else dot
 
-    def evaluate(self, codes, theta=None, noise_seed=None, *, dv=False, drops=False):
+    def evaluate(self, codes, theta=None, noise_seed=None, *, dv=False, drops=False, cols=None):
         v = self.signal(codes, noise_seed)
         th = torch.zeros(self.cols, dtype=torch.float64) if theta is None else theta
         th = th[:, None, :] if th.dim() == 2 else th
         dec = torch.where(v >= th, 1, -1).to(torch.int8)
+        if cols is not None:                           # the real chip's contract: the same decisions as a slice
+            dec, v = dec[..., cols], v[..., cols]
         return ChipOutput(dec, v * self.volts_per_lsb if dv else None)
 
 

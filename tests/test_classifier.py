@@ -1,5 +1,6 @@
-"""ibnn.classifier: binary semantics, STE, exact folding (incl. negative gamma and ties), determinism,
-checkpoints, validation. Small synthetic data only, except the check of the committed checkpoint on real MNIST."""
+"""ibnn.nn (binary, folded, train, checkpoint): binary semantics, STE, exact folding (incl. negative gamma and
+ties), determinism, checkpoints, validation. Small synthetic data only, except the check of the committed
+checkpoint on real MNIST."""
 from __future__ import annotations
 
 import numpy as np

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import params as _params
+from ..repro.device import elementwise_threads, torch_threads
 from ..validate import check_nonneg, check_positive
 
 _ITER = 24
@@ -80,7 +81,12 @@ class BitCell:
         self.sigma_beta = P["sigma_beta_cell"]
 
     def internal_node(self, v_wl, v_bl, dvt=0.0) -> torch.Tensor:
-        """Voltage of the node between access and pull-down devices (V), by bracketed Illinois regula falsi."""
+        """Voltage of the node between access and pull-down devices (V), by bracketed Illinois regula falsi
+        (single-threaded elementwise work: `ibnn.repro.device.elementwise_threads`)."""
+        with torch_threads(elementwise_threads()):
+            return self._internal_node(v_wl, v_bl, dvt)
+
+    def _internal_node(self, v_wl, v_bl, dvt) -> torch.Tensor:
         v_wl, v_bl, dvt = (torch.as_tensor(x, dtype=torch.float64) for x in (v_wl, v_bl, dvt))
         shape = torch.broadcast_shapes(v_wl.shape, v_bl.shape, dvt.shape)
         top = torch.clamp(v_bl, min=0.0).expand(shape).clone()
@@ -128,3 +134,24 @@ def pelgrom_sigma(a: float, w: float, l: float) -> float:
     check_positive("W", w)
     check_positive("L", l)
     return a / math.sqrt(w * l)
+
+
+def nmos(P, w: float, l: float | None = None) -> Nmos:
+    """EKV NMOS of width w (m) and length l (default l_access) with the constants of parameter set P."""
+    l = P["l_access"] if l is None else l
+    return Nmos(P["vt0_n"], P["kp_n"] * check_positive("w", w) / check_positive("l", l), P["slope_factor"],
+                P["thermal_voltage"], P["dibl"], P["clm"])
+
+
+def pmos(P, w: float, l: float | None = None) -> Nmos:
+    """EKV PMOS of width w (m) and length l (default l_access), as magnitudes: evaluate with `pmos_current`.
+    Threshold vt0_p and mobility mu_eff_p of P; slope factor, DIBL and CLM taken equal to the NMOS ones."""
+    l = P["l_access"] if l is None else l
+    return Nmos(P["vt0_p"], P["mu_eff_p"] * P["cox"] * check_positive("w", w) / check_positive("l", l),
+                P["slope_factor"], P["thermal_voltage"], P["dibl"], P["clm"])
+
+
+def pmos_current(dev: Nmos, vg, vd, vs, vdd: float) -> torch.Tensor:
+    """Current (A) from source to drain of a PMOS with its bulk at vdd: the NMOS law on mirrored voltages."""
+    m = lambda x: vdd - torch.as_tensor(x, dtype=torch.float64)  # noqa: E731
+    return ekv_current(dev, m(vg), m(vd), m(vs))

@@ -34,22 +34,28 @@ def chip_generator(seed: int, k: int, stream: int = 0) -> torch.Generator:
 class StandardDraws:
     """Standard-normal draws of every static mismatch of n chips, in the fixed order each chip draws them:
     cell dVt (n, rows, cols), cell dbeta (n, rows, cols), WLDAC bit errors (n, rows, bits), comparator
-    offsets (n, cols). A Nonidealities scale multiplies them, so the draws do not depend on the scales."""
+    offsets (n, cols), then the mechanisms added later, after all of those (so the earlier draws of a seed are
+    unchanged): replica (dVt, dbeta) per row (n, rows, 2), the PMOS pair's offset of each comparator (n, cols).
+    A Nonidealities scale multiplies them, so the draws do not depend on the scales."""
     dvt: torch.Tensor
     dbeta: torch.Tensor
     dac: torch.Tensor
     offset: torch.Tensor
+    replica: torch.Tensor
+    offset_p: torch.Tensor
 
 
 def draw_standard(seed: int, first_chip: int, n_chips: int, rows: int, cols: int, bits: int) -> StandardDraws:
     """The standard-normal static draws of chips first_chip .. first_chip + n_chips - 1 of `seed`."""
-    out = {"dvt": [], "dbeta": [], "dac": [], "offset": []}
+    out = {"dvt": [], "dbeta": [], "dac": [], "offset": [], "replica": [], "offset_p": []}
     for k in range(first_chip, first_chip + n_chips):
         g = chip_generator(seed, k)
         out["dvt"].append(torch.randn(rows, cols, generator=g, dtype=torch.float64))
         out["dbeta"].append(torch.randn(rows, cols, generator=g, dtype=torch.float64))
         out["dac"].append(torch.randn(rows, bits, generator=g, dtype=torch.float64))
         out["offset"].append(torch.randn(cols, generator=g, dtype=torch.float64))
+        out["replica"].append(torch.randn(rows, 2, generator=g, dtype=torch.float64))      # appended: later draws
+        out["offset_p"].append(torch.randn(cols, generator=g, dtype=torch.float64))
     return StandardDraws(**{k: torch.stack(v) for k, v in out.items()})
 
 

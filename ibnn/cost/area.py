@@ -9,9 +9,13 @@ All areas in m2 (`mm2` converts).
 from __future__ import annotations
 
 from .. import params as _params
-from ..validate import check_int, check_nonneg, check_positive
+from ..validate import check_choice, check_int, check_nonneg, check_positive
 
 AREA_COMPONENTS = ("cells", "wldac", "comparator", "periphery")
+
+
+#: Area scopes, each defined once as the list of components it sums; stated wherever a TOPS/mm2 figure uses one.
+AREA_SCOPES = {"array": ("cells",), "macro": AREA_COMPONENTS}
 
 
 def mm2(area_m2: float) -> float:
@@ -40,3 +44,10 @@ def macro_breakdown(P) -> dict[str, float]:
 def macro_area(P) -> float:
     """Total macro area (m2): cells + WLDACs + comparators + periphery."""
     return float(sum(macro_breakdown(P).values()))
+
+
+def scope_area(P, scope: str) -> float:
+    """The area (m2) of `scope` (a key of AREA_SCOPES): the sum of its components."""
+    check_choice("scope", scope, tuple(AREA_SCOPES))
+    bd = macro_breakdown(P)
+    return float(sum(bd[k] for k in AREA_SCOPES[scope]))

@@ -1,9 +1,11 @@
 """The digital baseline: the same network on a fixed-function 130-nm datapath, and the digital readout that both
 sides share.
 
-Every weight bit read from SRAM, XNOR + adder-tree popcount for binary layers, conditional negation + adder tree
-for the 5-bit first layer, one threshold comparison and threshold read per neuron, input/output registers, a
-control overhead fraction, and the same readout as the in-memory chip. Primitive energies are Horowitz's 45-nm
+One storage assumption for every weight it holds (`weights_in_sram`: 1 = every layer weight, threshold and
+readout weight read from SRAM on every inference, a discrete SRAM + digital-MAC system; 0 = all held in latches),
+XNOR + adder-tree popcount for binary layers, conditional negation + adder tree for the 5-bit first layer, one
+threshold comparison per neuron, input/output registers, a control overhead fraction, and the same readout as the
+in-memory chip (its weights under the same assumption). Primitive energies are Horowitz's 45-nm
 figures scaled to 130 nm by E * (node/45)^k * (VDD/0.9)^2 (`scale_45_to_130` in energy.toml).
 """
 from __future__ import annotations
@@ -34,7 +36,8 @@ def register_energy(n_bits, e_reg_bit: float) -> float:
 def digital_layer_energy(P, fan_in: int, fan_out: int, input_bits: int) -> dict[str, float]:
     """Energy (J) of one fully connected binary-weight layer on the digital baseline, by DIGITAL_COMPONENTS.
 
-    weight_read: fan_in*fan_out weight bits read from SRAM; thresholds (acc_bits each) read from SRAM too.
+    weight_read: fan_in*fan_out weight bits and the thresholds (acc_bits each) read from SRAM, in the fraction
+        weights_in_sram (the one storage assumption; 0: held in latches, no read energy).
     multiply: XNOR per MAC for 1-bit inputs; conditional negation (input_bits XNOR/XOR) per MAC otherwise.
     accumulate: ripple-carry adder tree: about (input_bits + 1) full-adder bits per MAC.
     threshold: one acc_bits-wide comparison (subtraction) per neuron.
@@ -47,7 +50,8 @@ def digital_layer_energy(P, fan_in: int, fan_out: int, input_bits: int) -> dict[
     input_bits = check_int("input_bits", input_bits, 1, 16)
     macs = fan_in * fan_out
     nb = acc_bits(fan_in, input_bits)
-    e_rd, e_x, e_fa = P.e_sram_read_bit, P.e_xnor, P.e_fa_bit
+    e_rd = P.e_sram_read_bit * check_real("weights_in_sram", P.weights_in_sram, 0, 1)
+    e_x, e_fa = P.e_xnor, P.e_fa_bit
     out = {
         "weight_read": macs * e_rd + fan_out * nb * e_rd,
         "multiply": macs * input_bits * e_x,
@@ -59,14 +63,16 @@ def digital_layer_energy(P, fan_in: int, fan_out: int, input_bits: int) -> dict[
     return out
 
 
-def readout_energy(P, kind: str = "vote", n_in: int = 1, n_classes: int = 10) -> dict[str, float]:
+def readout_energy(P, kind: str = "vote", n_in: int = 1, n_classes: int = 10,
+                   weights_in_sram: float | None = None) -> dict[str, float]:
     """Energy (J) of the digital readout of one inference, the same on both sides.
 
     kind "vote": the n_in binary column outputs are counted per class (about n_in full-adder bits) and the ten
         counts compared (n_classes - 1 comparisons of log2(n_in/n_classes + 1) bits).
     kind "digital" (alias "linear"): a small digital last layer with +-1 weights: n_in * n_classes XNOR + adder
         tree + a bias add per class, then the argmax; its weights are read from SRAM in the fraction
-        readout_weights_from_sram (0: held in latches beside the logic).
+        `weights_in_sram` (default P's weights_in_sram, the baseline's one storage assumption; the in-memory chip
+        passes its own, imc_readout_weights_in_sram; 0: held in latches beside the logic).
     kind "none": no digital readout.
     """
     P = _params.require(P)
@@ -82,7 +88,8 @@ def readout_energy(P, kind: str = "vote", n_in: int = 1, n_classes: int = 10) ->
     else:
         macs = n_in * n_classes
         nb = acc_bits(n_in, 1)
-        e = (macs * P.e_sram_read_bit * check_real("readout_weights_from_sram", P.readout_weights_from_sram, 0, 1)
+        f = P.weights_in_sram if weights_in_sram is None else weights_in_sram
+        e = (macs * P.e_sram_read_bit * check_real("weights_in_sram", f, 0, 1)
              + macs * P.e_xnor + macs * 2 * P.e_fa_bit           # XNOR + adder-tree popcount (1-b inputs)
              + (2 * n_classes - 1) * nb * P.e_fa_bit             # bias adds and the argmax comparisons
              + (n_in + n_classes * nb) * P.e_reg_bit)            # input and score registers

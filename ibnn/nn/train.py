@@ -13,7 +13,7 @@ from torch import nn
 from ..repro.device import as_tensor
 from ..repro.progress import progress as _progress
 from ..validate import check_choice, check_int, check_real
-from .binary import BNN, READOUTS
+from .binary import BNN, N_CLASSES, READOUTS
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class Recipe:
             raise ValueError("Recipe.hidden=() must list at least one on-array layer width")
         object.__setattr__(self, "hidden", tuple(check_int(f"Recipe.hidden[{i}]", h, 1) for i, h in enumerate(hidden)))
         check_choice("Recipe.readout", self.readout, READOUTS)
+        if self.readout == "vote" and self.hidden[-1] % N_CLASSES:
+            raise ValueError(f"Recipe.hidden[-1]={self.hidden[-1]} is out of range for readout='vote'; accepted: a "
+                             f"multiple of n_classes={N_CLASSES}")
         check_int("Recipe.bits", self.bits, 1, 8)
         check_int("Recipe.epochs", self.epochs, 1)
         check_int("Recipe.batch_size", self.batch_size, 1)

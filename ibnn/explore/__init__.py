@@ -1,0 +1,14 @@
+"""Room `explore` (notebook 09): the parameter space explored as a whole, on a cached, distributed sweep engine.
+
+engine     run a point function (point dict, seed) -> dict of figures over many points: in-process, on a
+           dask LocalCluster, or on an existing dask cluster; every point cached by a content hash
+           (keys: content hashes and code versions; cache: the point files; engines: where points run)
+space      ranged dimensions (cited low/high, log scale where a range spans a decade) shared by the two below
+points     the adapter from a ParamSet figure function to a point function
+sobol      Sobol first-order and total indices (SALib) with bootstrap intervals, evaluated through the engine
+jointfit   the point closest to the defaults (in units of each range) at which every target band holds
+toys       tiny analytic point functions (Ishigami, a slow one, a failing one) for tests and examples
+
+It sits above `cost` (its point functions evaluate chips, the mapped network and the energy model) and below
+`repro` (the notebooks and the claims ledger read its results).
+"""
