@@ -2,8 +2,10 @@
 own sections, what goes beyond the paper.
 
 The ledger is a list of sections (`Section`: an id, a title, rows), built by the factories in `SECTION_FACTORIES`
-(a module with more rows, the prototype chip's JSSC claims say, adds its factory there); every row carries its
-section's id. Two kinds of row:
+(the hook: a module with more rows adds its factory there, or a caller passes its own tuple of factories to
+`default_sections` / `default_claims`); every row carries its section's id. `prototype_section` (the JSSC 2017
+chip's claims, notebook 10) is such a factory; it is not in the default tuple while notebook 10 runs after 08.
+Two kinds of row:
 * `Claim` (the paper's claims): the paper's figure, the result key that reproduces it (`source`), a tolerance with
   its reason and a rule: "equal" (|reproduced - paper| <= tolerance), "at_least" (a "more than" claim:
   reproduced >= paper - tolerance) or "at_most".
@@ -18,7 +20,7 @@ test images, `ibnn.analysis.bootstrap`) to the precision the paper quotes. Nothi
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -26,7 +28,7 @@ from ..published import PAPER, PAPER_WORDS
 from . import io
 
 CLAIM_IDS = ("baseline_accuracy", "accuracy_drop", "energy_ratio", "tops_per_w", "tops_per_mm2")
-PAPER_SECTION, BEYOND_SECTION = "paper", "beyond"
+PAPER_SECTION, BEYOND_SECTION, PROTOTYPE_SECTION = "paper", "beyond", "jssc2017"
 ROW_KEYS = ("section", "id", "claim", "paper", "reproduced", "unit", "ci95", "tolerance", "holds", "vs", "source",
             "assumptions")
 RULES = ("equal", "at_least", "at_most")
@@ -309,7 +311,15 @@ def beyond_section() -> Section:
     ))
 
 
-#: The ledger's sections, in order; a module with more rows adds its factory here.
+def prototype_section() -> Section:
+    """The prototype chip's claims (J. Zhang, Z. Wang, N. Verma, JSSC 2017; `ibnn.repro.claims_prototype`,
+    results of notebook 10) as a section of their own, apart from the JETCAS claims."""
+    from .claims_prototype import prototype_claims  # imported here: that module imports this one
+    return Section(PROTOTYPE_SECTION, "The prototype chip's claims (J. Zhang, Z. Wang, N. Verma, JSSC 2017)",
+                   tuple(replace(c, section=PROTOTYPE_SECTION) for c in prototype_claims()))
+
+
+#: The ledger's sections, in order (the hook): a module with more rows adds its factory here.
 SECTION_FACTORIES: tuple[Callable[[], Section], ...] = (paper_section, beyond_section)
 
 
