@@ -1,4 +1,5 @@
-"""Speed of the chip model against its two targets (issue #3):
+"""Speed of the chip model against its two targets, the speed the notebooks need to simulate many chips over the
+whole test set on a laptop CPU:
 
 1. one chip, every nonideality on, 10000 x 128 codes (81 rows used), 128 columns: at most 3x the time of the ideal
    integer matrix product of the same shape (codes int64 @ weights int64, what `codes @ W` costs in torch);

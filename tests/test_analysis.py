@@ -1,5 +1,5 @@
-"""ibnn.analysis: drop statistics, per-chip calibration (recovers known offsets), guards against test-set
-calibration and bad chip counts."""
+"""ibnn.analysis: the hypothetical trim stays within its declared range, guards against test-set calibration and bad
+chip counts, flip rates, the column error model and noise-aware training's cache."""
 from __future__ import annotations
 
 import pytest
@@ -7,45 +7,38 @@ import torch
 from conftest import OffsetChip, make_folded, random_codes
 
 from ibnn import params
-from ibnn.analysis import calibration, noise_aware, stats
+from ibnn.analysis import calibration, corrections, noise_aware, stats
 from ibnn.mapping import map_network
 
 P = params.load()
 
 
-def test_drop_stats():
-    s = stats.drop_stats(torch.tensor([0.93, 0.94, 0.92, 0.935]), 0.94)
-    assert s.n_chips == 4
-    assert s.mean_drop == pytest.approx(0.00875)
-    assert s.mean_ci95[0] < s.mean_drop < s.mean_ci95[1]
-    assert s.worst_drop == pytest.approx(0.02)
-    with pytest.raises(ValueError, match="accuracies"):
-        stats.drop_stats(torch.tensor([]), 0.9)
-
-
-def test_calibration_recovers_offsets_and_accuracy():
+def test_trim_stays_within_the_declared_range_and_recovers_offsets_inside_it():
+    """The hypothetical trim never leaves the mapping's declared +-theta_max (a wider range is refused); inside it
+    the trims follow the comparator offsets, and agreement with software rises."""
     net = make_folded(seed=21, sizes=(81, 60, 40))
     m = map_network(net, P)
     chip = OffsetChip(n_chips=2, sigma=25.0, noise=0.0, seed=1)
-    cal_codes = random_codes(250, seed=30)
-    test_codes = random_codes(1000, seed=31)
+    cal_codes, test_codes = random_codes(250, seed=30), random_codes(1000, seed=31)
     soft = net.predict(test_codes)
-    naive = m.run(chip, test_codes).labels
-    trims = (torch.arange(-80.0, 81.0, 8.0), torch.arange(-7.0, 8.0, 1.0))
-    cal = calibration.calibrate_trim(m, chip, cal_codes, split="train", method="grid", trims=trims)
-    cal_b = calibration.calibrate_trim(m, chip, cal_codes, split="train")
-    fixed_b = m.run(chip, test_codes, theta=cal_b.theta).labels
-    assert (fixed_b == soft[None]).double().mean() > 0.9
-    fixed = m.run(chip, test_codes, theta=cal.theta).labels
-    agree_naive = (naive == soft[None]).double().mean()
-    agree_cal = (fixed == soft[None]).double().mean()
-    assert agree_cal > agree_naive
-    assert agree_cal > 0.9 and agree_naive < 0.8
-    for b, a in zip(cal.mismatch_before, cal.mismatch_after):
-        assert a <= b
-    # layer 0 (dense integer dot products): the trims recover the comparator offsets to a few LSB
-    L0 = m.layers[0]
-    err = (cal.trim[:, L0.cols] - chip.offset[:, L0.cols]).abs()
+    cal = corrections.calibrate_trim(m, chip, cal_codes, split="train")
+    used = torch.cat([L.cols for L in m.layers])
+    assert float(cal.theta[:, used].abs().max()) <= m.theta_max
+    assert cal.info["layers"][0]["theta_abs_max_lsb"] <= m.theta_max
+    assert "not a circuit of the JSSC 2017 prototype" in cal.info["circuit"]
+    tight = corrections.calibrate_trim(m, chip, cal_codes, split="train", theta_max=5.0)
+    assert float(tight.theta[:, used].abs().max()) <= 5.0
+    assert tight.info["layers"][0]["n_at_edge"] > cal.info["layers"][0]["n_at_edge"]
+    with pytest.raises(ValueError, match="theta_max"):
+        corrections.calibrate_trim(m, chip, cal_codes, split="train", theta_max=m.theta_max + 1)
+    naive = (m.run(chip, test_codes).labels == soft[None]).double().mean()
+    fixed = (calibration.run_corrected(m, chip, test_codes, cal).labels == soft[None]).double().mean()
+    assert fixed > naive + 0.05
+    for layer in cal.info["layers"]:
+        assert layer["mismatch_after"] <= layer["mismatch_before"]
+    L0 = m.layers[0]                           # inside the range the trims follow the offsets (a few LSB)
+    inside = chip.offset[:, L0.cols].abs() < m.theta_max - 5
+    err = (cal.theta[:, L0.cols] - L0.theta_ref[None] - chip.offset[:, L0.cols]).abs()[inside]
     assert float(err.median()) < 5
 
 
@@ -55,9 +48,9 @@ def test_calibration_rejects_test_set():
     chip = OffsetChip(1)
     test_codes = random_codes(300, seed=40)
     with pytest.raises(ValueError, match="test"):
-        calibration.calibrate_trim(m, chip, test_codes[:100], split="test")
+        corrections.calibrate_trim(m, chip, test_codes[:100], split="test")
     with pytest.raises(ValueError, match="drawn from the test set"):
-        calibration.calibrate_trim(m, chip, test_codes[:100], split="train", test_codes=test_codes)
+        corrections.calibrate_trim(m, chip, test_codes[:100], split="train", test_codes=test_codes)
     with pytest.raises(ValueError, match="split"):
         calibration.check_calibration_set("holdout")
     calibration.check_calibration_set("train", random_codes(50, seed=41), test_codes)
@@ -102,3 +95,29 @@ def test_train_noise_aware_caches(tmp_path):
     assert torch.equal(f1.predict(codes), f2.predict(codes))
     _, info3 = noise_aware.train_noise_aware(codes, labels, 6.0, meta, cache_path=path)
     assert not info3["cached"]
+
+
+def test_sweeps_cover_every_mechanism_with_paired_points_and_a_resolution(monkeypatch):
+    """sweep_all with no names sweeps every field of Nonidealities (whatever it holds), each point with a
+    two-level interval; a mechanism without a physical axis is plotted against its scale."""
+    from ibnn.analysis import evaluation, sweeps
+    from ibnn.circuit import nonideal
+    net = make_folded(seed=23, sizes=(81, 40))
+    m = map_network(net, P)
+    codes = random_codes(60, seed=52)
+    bed = evaluation.TestBed(codes, torch.as_tensor(net.predict(codes)), torch.ones(60, dtype=torch.bool))
+    out = sweeps.sweep_all(P, m, bed, None, [1.0], 1, seed=3, n_boot=50, over={"compression": 1.0})
+    assert list(out) == list(nonideal.NONIDEALITIES)
+    for sw in out.values():
+        d = sw.as_dict()
+        assert d["points"][0]["ci_method"] == "two-level bootstrap (chips x images)"
+        assert d["resolution_at_parameter_set"]["halfwidth"] >= 0
+        e, base = d["points"][0]["excess_over_base"], d["base"]
+        assert e["paired"] and e["difference"] == pytest.approx(d["points"][0]["mean_drop"] - base["mean_drop"])
+        assert base["over"] == {"compression": 1.0}
+    monkeypatch.setattr(nonideal, "physical_magnitude", lambda name, s, P: (_ for _ in ()).throw(ValueError(name)))
+    assert sweeps.magnitude("noise", 2.0, P) == (2.0, "noise scale (1 = parameter set)")
+    with pytest.raises(ValueError):
+        sweeps.magnitude("not_a_mechanism", 1.0, P)
+    assert sweeps.alone_over("noise", 2.0, {"compression": 1.0}) == nonideal.Nonidealities(
+        **{**{k: 0.0 for k in nonideal.NONIDEALITIES}, "noise": 2.0, "compression": 1.0})

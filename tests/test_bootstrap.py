@@ -161,6 +161,9 @@ def test_power_law_fit_recovers_a_known_exponent_and_its_inverse_point():
     assert far.extrapolated and not far.quotable and not far.crossing.resolved
     few = inverse.fit_power_law(xs, [m[:2, :200] for m in mats], [s[:200]] * 4, target=0.01, n_boot=500)
     assert not few.quotable        # 2 chips x 200 images: the interval of the inverse point leaves the range
+    base = g.random(u.shape) >= 0.02                   # an independent floor every point shares: fit the excess
+    over = inverse.fit_power_law(xs, [m & base for m in mats], [s] * 4, target=0.01 * 0.98, n_boot=500, base=base)
+    assert over.b == pytest.approx(2.0, abs=0.3) and over.x_at_target == pytest.approx(truth, rel=0.15)
 
 
 def test_choose_on_validation_takes_the_cheapest_option_not_resolvably_worse():
@@ -173,3 +176,33 @@ def test_choose_on_validation_takes_the_cheapest_option_not_resolvably_worse():
     assert ch.chosen == 300 and ch.best in (300, 1000)
     assert ch.options[0]["vs_best"]["resolved"]
     assert ch.resolution.halfwidth > 0
+
+
+def test_shared_resamples_give_what_the_separate_calls_give():
+    """`Resamples` draws each method's replicates once; its drops and paired differences equal drop_ci and
+    paired_difference with the same seed, including on the common first chips and images of two designs."""
+    from ibnn.analysis import evaluation
+    g = torch.Generator().manual_seed(3)
+    A, B_ = torch.rand(6, 400, generator=g) < 0.9, torch.rand(6, 400, generator=g) < 0.85
+    s = torch.rand(400, generator=g) < 0.93
+    rs = evaluation.Resamples(500, seed=2)
+    d = rs.drop(A, s)
+    ref = S.drop_ci(A, s, 500, seed=2)
+    assert d.ci95 == ref.ci95 and d.mean_drop == pytest.approx(ref.mean_drop) and d.ci_method == S.CI_METHOD
+    diff, ref = rs.difference(A, s, B_, s), S.paired_difference(A, s, B_, s, n_boot=500, seed=2)
+    assert diff.ci95 == pytest.approx(ref.ci95, abs=1e-12) and diff.difference == pytest.approx(ref.difference)
+    small = rs.difference(A[:3, :200], s[:200], B_, s)                 # fewer chips and images: the common part
+    ref = S.paired_difference(A[:3, :200], s[:200], B_[:3, :200], s[:200], n_boot=500, seed=2)
+    assert small.n_chips == 3 and small.n_images == 200 and small.ci95 == pytest.approx(ref.ci95, abs=1e-12)
+
+
+def test_design_takes_the_fewest_chips_within_the_tolerance_of_the_image_floor():
+    from ibnn.analysis import evaluation
+    vc = S.VarianceComponents(chip=1e-5, image=0.02, residual=0.03, n_chips=4, n_images=1000)
+    d = evaluation.choose_design({"m": vc}, 10000, [5, 10, 20, 50], tolerance=0.1)
+    rel = {row["n_chips"]: row["above_floor"]["m"] for row in d.predicted}
+    assert d.n_chips == min(n for n, r in rel.items() if r <= 0.1)
+    assert all(rel[n] > 0.1 for n in rel if n < d.n_chips)
+    assert d.floor["m"] == pytest.approx(S.Z95 * (0.02 / 10000) ** 0.5)
+    none = evaluation.choose_design({"m": vc}, 10000, [1, 2], tolerance=0.01)
+    assert none.n_chips == 2                                             # none is good enough: the largest

@@ -62,8 +62,12 @@ def test_chip_better_than_software_is_still_equivalent():
 
 
 def test_the_rows_make_a_readme_table():
-    table = claims.markdown_table(claims.evaluate(prototype_claims(), synthetic()))
-    assert table.count("\n") == 2 + len(IDS) - 1 and "jssc_ratio_standard" in table
+    sec = claims.prototype_section()
+    rows = claims.evaluate(sec.rows, synthetic())
+    assert [r["id"] for r in rows] == IDS and {r["section"] for r in rows} == {claims.PROTOTYPE_SECTION}
+    table = claims.markdown_table(rows, [sec])
+    assert table.count("\n") == 2 + 2 + len(IDS) - 1 and "jssc_ratio_standard" in table    # title, blank, header
+    assert table.startswith(f"**{sec.title}**") and "JETCAS" not in table.splitlines()[0]
 
 
 def test_missing_key_is_named():

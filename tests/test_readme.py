@@ -1,4 +1,5 @@
-"""README shows the claims table of the committed results/claims.json, and opens with the two commands."""
+"""README shows the claims tables of the committed results/claims.json (the paper's claims, then the findings
+beyond the paper), and opens with the two commands."""
 import json
 
 from ibnn.repro import claims, io
@@ -10,6 +11,8 @@ def test_readme_table_matches_claims_json():
     readme = (io.REPO_ROOT / "README.md").read_text()
     block = readme.split(claims.README_START)[1].split(claims.README_END)[0].strip()
     assert block == claims.markdown_table(rows)
+    sections = list(dict.fromkeys(r["section"] for r in rows))
+    assert sections[:2] == [claims.PAPER_SECTION, claims.BEYOND_SECTION]
 
 
 def test_readme_opens_with_the_two_commands():

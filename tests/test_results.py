@@ -54,12 +54,56 @@ def test_folded_networks_equal_trained_and_the_mean_is_the_mean():
     assert r["test_acc_mean"] == pytest.approx(sum(accs) / len(accs))
 
 
-def test_drops_are_software_minus_chip_accuracy():
+def _dicts(node, path=""):
+    """Every dict in a nested result, with its key path."""
+    if isinstance(node, dict):
+        yield path, node
+        for k, v in node.items():
+            yield from _dicts(v, f"{path}.{k}" if path else k)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _dicts(v, f"{path}.{i}")
+
+
+def test_every_drop_carries_its_interval_and_method():
     r = load("05_accuracy_on_chip")
-    for key in ("naive", "calibrated"):
-        d = r[key]
-        mean_acc = sum(d["chip_accuracies"]) / len(d["chip_accuracies"])
-        assert d["mean_drop"] == pytest.approx(d["software_accuracy"] - mean_acc)
+    n = 0
+    for path, d in _dicts(r):
+        if "mean_drop" in d:
+            n += 1
+            assert d.get("ci_method") == "two-level bootstrap (chips x images)", path
+            assert len(d["ci95"]) == 2 and d["ci95"][0] <= d["mean_drop"] <= d["ci95"][1], path
+            if "chip_accuracy" in d:       # software minus chip accuracy, paired per image
+                assert d["mean_drop"] == pytest.approx(d["software_accuracy"] - d["chip_accuracy"]), path
+    assert n > 0
+
+
+def test_corrections_on_held_out_chips_with_paired_differences():
+    r = load("05_accuracy_on_chip")
+    for name in ("bias_row_rewrite", "readout_retraining"):
+        c = r["corrections"][name]
+        assert c["n_chips"] == r["n_chips"] and c["n_images"] == r["n_test"]
+        assert c["vs_naive"]["paired"] and len(c["vs_naive"]["ci95"]) == 2
+        assert c["mean_drop"] - r["naive"]["mean_drop"] == pytest.approx(c["vs_naive"]["difference"])
+    assert r["reference"]["software_accuracy"] == pytest.approx(r["naive"]["software_accuracy"])
+
+
+def test_no_trim_beyond_its_declared_range():
+    r = load("05_accuracy_on_chip")
+    trims = [(p, d) for p, d in _dicts(r) if "theta_abs_max_lsb" in d]
+    assert trims and all(name != "comparator_trim_hypothetical" for name in r["corrections"])
+    for path, d in trims:
+        assert d["theta_abs_max_lsb"] <= d["theta_max_lsb"] <= r["trim_comparison"]["theta_max_lsb"], path
+    assert "not a circuit of the JSSC 2017 prototype" in r["trim_comparison"]["circuit"]
+
+
+def test_sweeps_cover_every_mechanism_and_state_their_resolution():
+    from ibnn.circuit.nonideal import NONIDEALITIES
+    r = load("05_accuracy_on_chip")
+    if r["_provenance"]["profile"] == "full":
+        assert set(r["sweeps"]) == set(NONIDEALITIES)
+    for name, sw in r["sweeps"].items():
+        assert sw["resolution"]["halfwidth"] > 0 and "tells drops apart by" in sw["resolution"]["text"], name
 
 
 def test_tops_per_w_is_ops_over_energy_of_the_same_run():
@@ -93,6 +137,5 @@ def test_silicon_check_and_word_line_settling():
 def test_claims_rows_recompute_from_the_results():
     rows = json.loads((io.results_dir() / "claims.json").read_text()) if (io.results_dir() / "claims.json").exists() \
         else pytest.skip("results/claims.json not written")
-    stems = sorted({c.source.split(":")[0] for c in claims.default_claims()})
-    results = {s: load(s) for s in stems}
+    results = {s: load(s) for s in claims.stems(claims.default_claims())}
     assert claims.evaluate(claims.default_claims(), results) == rows

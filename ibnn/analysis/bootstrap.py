@@ -161,6 +161,17 @@ def drop_ci(correct, software_correct, n_boot: int = 2000, seed: int = 0, level:
                   int(C.shape[1]), n_boot, METHODS[over], level)
 
 
+def drop_from_replicates(rep: torch.Tensor, correct, software_correct, level: float = 0.95) -> DropCI:
+    """The `DropCI` of (correct, software_correct) from replicates already drawn for it (`replicates`, over both
+    chips and images): what `drop_ci` returns with the same n_boot and seed, without drawing them again."""
+    C = _as_matrix("correct", correct)
+    s = _as_vector("software_correct", software_correct, C.shape[1])
+    rep = torch.as_tensor(rep, dtype=torch.float64).reshape(-1)
+    sw, acc = float(s.mean()), float(C.double().mean())
+    return DropCI(sw - acc, list(_percentile(rep, level)), float(rep.std()), sw, acc, int(C.shape[0]),
+                  int(C.shape[1]), int(rep.numel()), CI_METHOD, level)
+
+
 @dataclass
 class AccuracyCI:
     """Chip accuracy (mean over chips and images) with its interval; the software accuracy on the same images
@@ -248,6 +259,16 @@ def paired_difference(correct_a, software_a, correct_b, software_b=None, of: str
     point = sign * (float(sa.mean() - sb.mean()) - float((A.double() - B.double()).mean()))
     return DiffCI(point, list(_percentile(rep, level)), float(rep.std()), of, bool(paired), int(A.shape[0]),
                   int(A.shape[1]), n_boot, CI_METHOD if paired else "two-level bootstrap, unpaired", level)
+
+
+def difference_from_replicates(rep_a: torch.Tensor, rep_b: torch.Tensor, point: float, n_chips: int,
+                               n_images: int, level: float = 0.95) -> DiffCI:
+    """drop_a - drop_b from two methods' replicates drawn on the SAME resamples (same seed and shape): the drop is
+    linear in the cells, so the difference of the replicates is the replicate of the difference, exactly what
+    `paired_difference` computes."""
+    rep = torch.as_tensor(rep_a, dtype=torch.float64) - torch.as_tensor(rep_b, dtype=torch.float64)
+    return DiffCI(float(point), list(_percentile(rep, level)), float(rep.std()), "drop", True, int(n_chips),
+                  int(n_images), int(rep.numel()), CI_METHOD, level)
 
 
 @dataclass

@@ -135,24 +135,44 @@ def _wls_loglog(lx: torch.Tensor, ly: torch.Tensor, w: torch.Tensor):
     return my - b * mx, b
 
 
+def _sweep_replicates(mats, softs, base, n_boot: int, seed: int):
+    """(point drops (P,), replicates (P, n_boot)) of each sweep point, or of its excess over `base` (a correctness
+    matrix of the same chips and images with the swept mechanism off): drop_k - drop_base = mean(C_base - C_k),
+    bootstrapped on the cell differences, paired over chips and images."""
+    C = [_as_matrix(f"mats[{i}]", m) for i, m in enumerate(mats)]
+    S = [_as_vector(f"softs[{i}]", s, C[i].shape[1]) for i, s in enumerate(softs)]
+    if base is None:
+        point = torch.tensor([float(s.mean() - c.double().mean()) for c, s in zip(C, S)], dtype=torch.float64)
+        return point, replicates(C, S, n_boot, seed)
+    Cb = _as_matrix("base", base)
+    if any(c.shape != Cb.shape for c in C):
+        raise ValueError(f"base shape={tuple(Cb.shape)} must equal every sweep matrix's (same chips and images)")
+    point = torch.tensor([float(Cb.double().mean() - c.double().mean()) for c in C], dtype=torch.float64)
+    return point, replicates([c - Cb for c in C], None, n_boot, seed)
+
+
 def fit_power_law(x: Sequence[float], mats: Sequence, softs: Sequence, target: float, n_boot: int = 2000,
-                  seed: int = 0, level: float = 0.95) -> PowerLawFit:
+                  seed: int = 0, level: float = 0.95, base=None) -> PowerLawFit:
     """Fit drop = a x^b through sweep points and invert it at `target`, with a two-level bootstrap interval.
 
     x: the swept magnitude (> 0, increasing), e.g. sigma(Vt) in mV; mats / softs: each point's correctness
     matrix and software correctness. The points should share chips and images (one chip seed scaled, the same
     images): all points are then resampled with the SAME resamples, which keeps their correlation. Each replicate
     is refitted (weights from the point estimates' standard errors; points with a drop <= 0 in a replicate are
-    left out of that fit). Quote x_at_target only where `quotable` (its interval inside the swept range)."""
+    left out of that fit). With `base` (the correctness of the same chips and images with the swept mechanism
+    off), the fitted quantity is the excess drop over the base, paired. Quote x_at_target only where `quotable`
+    (its interval inside the swept range)."""
     n_boot, seed, level = _check_boot(n_boot, seed, level)
     target = check_real("target", target, 0.0, lo_open=True)
     xs = np.asarray(x, dtype=np.float64)
     if xs.ndim != 1 or xs.size < 2 or np.any(xs <= 0) or len(mats) != xs.size or len(softs) != xs.size:
         raise ValueError(f"x must be >= 2 positive values, one per matrix; got {xs.tolist()} and {len(mats)} mats")
-    C = [_as_matrix(f"mats[{i}]", m) for i, m in enumerate(mats)]
-    S = [_as_vector(f"softs[{i}]", s, C[i].shape[1]) for i, s in enumerate(softs)]
-    point = torch.tensor([float(s.mean() - c.double().mean()) for c, s in zip(C, S)], dtype=torch.float64)
-    rep = replicates(C, S, n_boot, seed)                                                  # (P, n_boot)
+    point, rep = _sweep_replicates(mats, softs, base, n_boot, seed)                       # (P,), (P, n_boot)
+    return _fit(xs, point, rep, target, level)
+
+
+def _fit(xs, point: torch.Tensor, rep: torch.Tensor, target: float, level: float) -> PowerLawFit:
+    """The weighted log-log fit of the point drops and its refits on every replicate."""
     se = rep.std(1).clamp_min(1e-12)
     lx = torch.log(torch.as_tensor(xs))
     w0 = torch.where(point > 0, (point / se) ** 2, torch.zeros_like(point))

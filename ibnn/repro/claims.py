@@ -1,13 +1,26 @@
-"""The claims ledger: the paper's headline figures side by side with what this companion computes.
+"""The claims ledger: the paper's headline figures side by side with what this companion computes, and, in their
+own sections, what goes beyond the paper.
 
-Each claim names the result file and key that reproduces it (`source`), a tolerance with its reason, and a
-comparison rule: "equal" (|reproduced - paper| <= tolerance) or "at_least" (a "more than" claim:
-reproduced >= paper - tolerance). Nothing reproduced is typed here: `build` reads every number from results/.
+The ledger is a list of sections (`Section`: an id, a title, rows), built by the factories in `SECTION_FACTORIES`
+(the hook: a module with more rows adds its factory there, or a caller passes its own tuple of factories to
+`default_sections` / `default_claims`); every row carries its section's id. `prototype_section` (the JSSC 2017
+chip's claims, notebook 10) is such a factory; it is not in the default tuple while notebook 10 runs after 08.
+Two kinds of row:
+* `Claim` (the paper's claims): the paper's figure, the result key that reproduces it (`source`), a tolerance with
+  its reason and a rule: "equal" (|reproduced - paper| <= tolerance), "at_least" (a "more than" claim:
+  reproduced >= paper - tolerance) or "at_most".
+* `Finding` (beyond the paper): a reproduced figure with its 95% interval and its paired difference to a stated
+  reference method; no paper figure and no verdict, since the paper did not use the method.
+One software reference: the baseline accuracy and every drop are measured against the deployed network (notebook
+03's checkpoint, chosen on validation accuracy) on the same test images (notebook 05's `reference`), since the drop
+is what that network loses on chip. Drop tolerances add the half-width of the two-level bootstrap interval (chips x
+test images, `ibnn.analysis.bootstrap`) to the precision the paper quotes. Nothing reproduced is typed here:
+`evaluate` reads every number from results/.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -15,6 +28,9 @@ from ..published import PAPER, PAPER_WORDS
 from . import io
 
 CLAIM_IDS = ("baseline_accuracy", "accuracy_drop", "energy_ratio", "tops_per_w", "tops_per_mm2")
+PAPER_SECTION, BEYOND_SECTION, PROTOTYPE_SECTION = "paper", "beyond", "jssc2017"
+ROW_KEYS = ("section", "id", "claim", "paper", "reproduced", "unit", "ci95", "tolerance", "holds", "vs", "source",
+            "assumptions")
 RULES = ("equal", "at_least", "at_most")
 README_START = "<!-- claims-table:start (written by make figures: notebooks/08_claims.ipynb) -->"
 README_END = "<!-- claims-table:end -->"
@@ -33,12 +49,44 @@ class Claim:
     tolerance: Callable[[Mapping[str, dict]], float]
     tolerance_reason: str
     scale: float = 1.0                # reproduced = value at `source` x scale (e.g. 100 for a fraction in %)
+    section: str = PAPER_SECTION
+    ci_source: str | None = None      # "<stem>:<key>" of the reproduced figure's 95% interval, where it has one
 
     def __post_init__(self):
         if self.rule not in RULES:
             raise ValueError(f"claim {self.id}: rule={self.rule!r}; choose one of {list(RULES)}")
         if ":" not in self.source:
             raise ValueError(f"claim {self.id}: source={self.source!r} must be '<results stem>:<key.path>'")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A row beyond the paper: a reproduced figure with its 95% interval and its paired difference to a reference
+    method (`vs_source`: a result dict with "difference" and "ci95"); no paper figure, no verdict."""
+    id: str
+    claim: str
+    unit: str
+    source: str
+    ci_source: str
+    assumptions: str
+    vs_source: str | None = None
+    vs_label: str = ""
+    scale: float = 1.0
+    section: str = BEYOND_SECTION
+    tolerance_reason: str = "none: a finding beyond the paper has no paper figure to hold against"
+
+    def __post_init__(self):
+        for name in ("source", "ci_source") + (("vs_source",) if self.vs_source else ()):
+            if ":" not in getattr(self, name):
+                raise ValueError(f"finding {self.id}: {name}={getattr(self, name)!r} must be '<results stem>:<key>'")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the ledger: an id (every row's "section"), a title, and its rows (Claims or Findings)."""
+    id: str
+    title: str
+    rows: tuple
 
 
 def lookup(results: Mapping[str, dict], source: str):
@@ -78,16 +126,45 @@ def fill(text: str, results: Mapping[str, dict]) -> str:
     return re.sub(r"\{([0-9][0-9]_[A-Za-z0-9_]+:[^}]+)\}", sub, text)
 
 
-def evaluate(claims, results: Mapping[str, dict]) -> list[dict]:
-    """One ledger row per claim, in the format of results/claims.json."""
-    rows = []
+def stems(claims) -> list[str]:
+    """Every results stem the rows read: their sources, intervals, paired differences and the {stem:key}
+    placeholders of their assumptions (what notebook 08 must load)."""
+    out = set()
     for c in claims:
-        reproduced = float(lookup(results, c.source)) * c.scale
+        for src in (c.source, c.ci_source, getattr(c, "vs_source", None)):
+            if src:
+                out.add(src.split(":")[0])
+        out.update(m.split(":")[0] for m in re.findall(r"\{([0-9][0-9]_[A-Za-z0-9_]+:[^}]+)\}", c.assumptions))
+    return sorted(out)
+
+
+def _interval(results, source: str | None, scale: float):
+    if source is None:
+        return None
+    lo, hi = lookup(results, source)
+    return [float(lo) * scale, float(hi) * scale]
+
+
+def _row(c, results: Mapping[str, dict]) -> dict:
+    """One ledger row (keys ROW_KEYS) of a Claim or a Finding."""
+    reproduced = float(lookup(results, c.source)) * c.scale
+    row = {"section": c.section, "id": c.id, "claim": c.claim, "paper": None, "reproduced": reproduced,
+           "unit": c.unit, "ci95": _interval(results, c.ci_source, c.scale), "tolerance": None, "holds": None,
+           "vs": None, "source": c.source, "assumptions": fill(c.assumptions, results)}
+    if isinstance(c, Claim):
         tol = float(c.tolerance(results))
-        rows.append({"id": c.id, "claim": c.claim, "paper": c.paper, "reproduced": reproduced, "unit": c.unit,
-                     "tolerance": tol, "holds": holds(c.rule, c.paper, reproduced, tol),
-                     "source": c.source, "assumptions": fill(c.assumptions, results)})
-    return rows
+        row.update(paper=c.paper, tolerance=tol, holds=holds(c.rule, c.paper, reproduced, tol))
+    elif c.vs_source:
+        d = lookup(results, c.vs_source)
+        row["vs"] = {"label": c.vs_label, "difference": float(d["difference"]) * c.scale,
+                     "ci95": [float(v) * c.scale for v in d["ci95"]],
+                     "resolved": bool(d["ci95"][0] > 0 or d["ci95"][1] < 0)}
+    return row
+
+
+def evaluate(claims, results: Mapping[str, dict]) -> list[dict]:
+    """One ledger row per claim or finding (`ROW_KEYS`), in the format of results/claims.json."""
+    return [_row(c, results) for c in claims]
 
 
 def _fmt(x: float) -> str:
@@ -102,15 +179,44 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
-def markdown_table(rows: list[dict]) -> str:
-    """The ledger rows as the README's markdown table."""
-    lines = ["| claim | paper | reproduced | tolerance | holds | assumptions |",
+def _ci(ci: list | None) -> str:
+    return f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""
+
+
+def _claim_table(rows: list[dict]) -> list[str]:
+    lines = ["| claim | paper | reproduced (95% CI) | tolerance | holds | assumptions |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['id']}: {r['claim']} | {_fmt(r['paper'])} {r['unit']} | "
-                     f"{_fmt(r['reproduced'])} {r['unit']} | ±{_fmt(r['tolerance'])} | "
+                     f"{_fmt(r['reproduced'])} {r['unit']}{_ci(r['ci95'])} | ±{_fmt(r['tolerance'])} | "
                      f"{'yes' if r['holds'] else '**no**'} | {r['assumptions']} |")
-    return "\n".join(lines)
+    return lines
+
+
+def _finding_table(rows: list[dict]) -> list[str]:
+    lines = ["| finding | reproduced (95% CI) | paired difference (95% CI) | assumptions |",
+             "| --- | --- | --- | --- |"]
+    for r in rows:
+        vs = r["vs"]
+        vs_txt = (f"{vs['label']}: {_fmt(vs['difference'])} {r['unit']}{_ci(vs['ci95'])}"
+                  f"{'' if vs['resolved'] else ' (not resolved)'}") if vs else ""
+        lines.append(f"| {r['id']}: {r['claim']} | {_fmt(r['reproduced'])} {r['unit']}{_ci(r['ci95'])} | "
+                     f"{vs_txt} | {r['assumptions']} |")
+    return lines
+
+
+def markdown_table(rows: list[dict], sections: list[Section] | None = None) -> str:
+    """The ledger rows as the README's markdown: one table per section, in order, under the section's title
+    (a section of claims with paper figures and verdicts; a section of findings with intervals and paired
+    differences, no verdict)."""
+    titles = {s.id: s.title for s in (default_sections() if sections is None else sections)}
+    order = list(dict.fromkeys(r["section"] for r in rows))
+    parts = []
+    for sec in order:
+        these = [r for r in rows if r["section"] == sec]
+        table = _claim_table(these) if any(r["paper"] is not None for r in these) else _finding_table(these)
+        parts.append("\n".join([f"**{titles.get(sec, sec)}**", ""] + table))
+    return "\n\n".join(parts)
 
 
 def update_readme(path: Path, table: str) -> bool:
@@ -123,8 +229,6 @@ def update_readme(path: Path, table: str) -> bool:
     if new != text:
         io.atomic_write_text(path, new)
     return new != text
-
-
 
 
 def rounding(last_digit: float) -> Callable[[Mapping[str, dict]], float]:
@@ -140,20 +244,25 @@ def rounding_plus_ci(last_digit: float, ci_source: str, scale: float) -> Callabl
     return tol
 
 
-def default_claims() -> list[Claim]:
-    """The ledger: the paper's five claims, then what goes beyond the paper. Sources are results keys."""
-    drop_tol = ("half a unit of the quoted 0.4 (0.05 pt) plus the half-width of the 95% interval of the mean drop "
-                "over chips")
-    return [
+def paper_section() -> Section:
+    """The paper's five claims (JETCAS 2019 abstract, `ibnn.published`)."""
+    drop_tol = ("half a unit of the quoted 0.4 (0.05 pt) plus the half-width of the drop's 95% two-level bootstrap "
+                "interval (chips x test images)")
+    return Section(PAPER_SECTION, "The paper's claims (J. Zhang, N. Verma, JETCAS 2019)", (
         Claim("baseline_accuracy", PAPER_WORDS["baseline_accuracy"], 100 * PAPER["baseline_accuracy"], "%",
-              "equal", "03_train_bnn:test_acc_mean",
-              "BNN {03_train_bnn:chosen.topology} ({03_train_bnn:chosen.readout} readout), 9x9 5-bit features; "
-              "mean over seeds",
-              rounding(1.0), "the paper quotes whole percent: half a unit, 0.5 pt", scale=100),
+              "equal", "05_accuracy_on_chip:reference.software_accuracy",
+              "the deployed BNN {05_accuracy_on_chip:reference.network} ({03_train_bnn:chosen.topology}, "
+              "{03_train_bnn:chosen.readout} readout, 9x9 5-bit features; notebook 03's checkpoint, chosen on "
+              "validation accuracy), {05_accuracy_on_chip:reference.n_images} test images: the reference of every drop",
+              rounding_plus_ci(1.0, "05_accuracy_on_chip:reference.ci95", 100),
+              "the paper quotes whole percent (0.5 pt) plus the half-width of the accuracy's 95% interval over test "
+              "images", scale=100, ci_source="05_accuracy_on_chip:reference.ci95"),
         Claim("accuracy_drop", PAPER_WORDS["accuracy_drop"], 100 * PAPER["accuracy_drop"], "%",
               "equal", "05_accuracy_on_chip:naive.mean_drop",
-              "naive mapping, default circuit parameters, mean over held-out simulated chips",
-              rounding_plus_ci(0.1, "05_accuracy_on_chip:naive.mean_drop_ci95", 100), drop_tol, scale=100),
+              "naive mapping, default circuit parameters, {05_accuracy_on_chip:n_chips} held-out simulated chips x "
+              "{05_accuracy_on_chip:n_test} test images, against the deployed network's software accuracy",
+              rounding_plus_ci(0.1, "05_accuracy_on_chip:naive.ci95", 100), drop_tol, scale=100,
+              ci_source="05_accuracy_on_chip:naive.ci95"),
         Claim("energy_ratio", PAPER_WORDS["energy_ratio"], PAPER["energy_ratio"], "x", "equal",
               "06_energy:energy_ratio",
               "system scope on both sides (the in-memory macro + its digital readout against the digital baseline "
@@ -173,18 +282,56 @@ def default_claims() -> list[Claim]:
               "1 MAC = 2 ops; the mapped network's MACs per 50-MHz cycle (one inference per cycle) over the macro "
               "area (cells + WLDACs + comparators + periphery)",
               rounding(1.0), "the paper quotes a whole number: half a unit, 0.5"),
-        # beyond the paper
-        Claim("accuracy_drop_calibrated", "drop after per-chip threshold calibration (beyond the paper)",
-              100 * PAPER["accuracy_drop"], "%", "at_most", "05_accuracy_on_chip:calibrated.mean_drop",
-              "comparator trims calibrated per chip on training images; evaluated on held-out chips",
-              rounding_plus_ci(0.1, "05_accuracy_on_chip:calibrated.mean_drop_ci95", 100), drop_tol, scale=100),
-        Claim("accuracy_drop_hwaware", "drop after noise-aware training + per-chip calibration (beyond the paper)",
-              100 * PAPER["accuracy_drop"], "%", "at_most", "05_accuracy_on_chip:noise_aware.0.calibrated.mean_drop",
-              "BNN retrained with the column error model in the loop, then calibrated; held-out chips",
-              rounding_plus_ci(0.1, "05_accuracy_on_chip:noise_aware.0.calibrated.mean_drop_ci95", 100), drop_tol,
-              scale=100),
-        Claim("accuracy_drop_chip_p97.5", "drop of the 97.5th-percentile chip, calibrated (spread over chips)",
-              100 * PAPER["accuracy_drop"], "%", "at_most", "05_accuracy_on_chip:calibrated.drop_interval95.1",
-              "upper end of the central 95% of held-out chips after per-chip calibration",
-              rounding(0.1), "half a unit of the quoted 0.4 (0.05 pt)", scale=100),
-    ]
+    ))
+
+
+def _drop_finding(method: str, what: str, assumptions: str, vs: str = "vs_naive",
+                  vs_label: str = "minus the naive drop") -> Finding:
+    src = f"05_accuracy_on_chip:corrections.{method}"
+    vs_source = f"{src}.{vs}" if vs == "vs_naive" else f"05_accuracy_on_chip:comparisons.{vs}"
+    return Finding(f"drop_{method}", what, "%", f"{src}.mean_drop", f"{src}.ci95", assumptions,
+                   vs_source, vs_label, scale=100)
+
+
+def beyond_section() -> Section:
+    """What goes beyond the paper: the drops after per-chip corrections this chip can make (notebook 05)."""
+    held = ("{05_accuracy_on_chip:corrections.%s.n_chips} held-out chips x {05_accuracy_on_chip:corrections.%s."
+            "n_images} test images; calibration on training images only")
+    return Section(BEYOND_SECTION, "Beyond the paper: per-chip corrections this chip can make (notebook 05)", (
+        _drop_finding("bias_row_rewrite", "drop after rewriting each chip's bias-row cells (SRAM), chip in the loop",
+                      held % ("bias_row_rewrite", "bias_row_rewrite")),
+        _drop_finding("readout_retraining", "drop after retraining each chip's digital readout on its own outputs",
+                      held % ("readout_retraining", "readout_retraining")),
+        _drop_finding("bias_row_rewrite+readout_retraining", "drop after both, bias rows first",
+                      held % (("bias_row_rewrite+readout_retraining",) * 2)),
+        _drop_finding("noise_aware_x1+bias_row_rewrite",
+                      "drop of the noise-aware network after the bias-row rewrite, against its own software accuracy",
+                      held % (("noise_aware_x1+bias_row_rewrite",) * 2),
+                      "noise_aware_x1+bias_row_rewrite - bias_row_rewrite", "minus the base network's rewrite drop"),
+    ))
+
+
+def prototype_section() -> Section:
+    """The prototype chip's claims (J. Zhang, Z. Wang, N. Verma, JSSC 2017; `ibnn.repro.claims_prototype`,
+    results of notebook 10) as a section of their own, apart from the JETCAS claims."""
+    from .claims_prototype import prototype_claims  # imported here: that module imports this one
+    return Section(PROTOTYPE_SECTION, "The prototype chip's claims (J. Zhang, Z. Wang, N. Verma, JSSC 2017)",
+                   tuple(replace(c, section=PROTOTYPE_SECTION) for c in prototype_claims()))
+
+
+#: The ledger's sections, in order (the hook): a module with more rows adds its factory here.
+SECTION_FACTORIES: tuple[Callable[[], Section], ...] = (paper_section, beyond_section)
+
+
+def default_sections(factories=SECTION_FACTORIES) -> list[Section]:
+    """The ledger's sections (ids unique)."""
+    secs = [f() for f in factories]
+    ids = [s.id for s in secs]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"section ids {ids} must be unique")
+    return secs
+
+
+def default_claims(factories=SECTION_FACTORIES) -> list:
+    """Every row of the ledger (Claims and Findings), section by section; sources are results keys."""
+    return [row for sec in default_sections(factories) for row in sec.rows]
