@@ -1,8 +1,8 @@
 """The accuracy drop of one configuration on simulated chips, naive and after the per-chip correction, and the
 images it is measured on (`EvalData`).
 
-Correction: the per-chip calibration of `ibnn.analysis.calibration` (`CORRECTION`), chip in the loop, on
-training images only (never the test images the drop is measured on; `check_calibration_set` refuses them).
+Correction: the per-chip bias-row rewrite of `ibnn.analysis.corrections` (`CORRECTION`; notebook 05's realistic
+correction: the chip's own SRAM bias cells rewritten per chip), chip in the loop, on training images only (never the test images the drop is measured on; `check_calibration_set` refuses them).
 Both drops are paired per image with the software network on the same images and carry the two-level bootstrap
 interval over chips x images (`ibnn.analysis.bootstrap.drop_ci`).
 """
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..analysis import calibration
+from ..analysis import calibration, corrections
 from ..analysis.bootstrap import drop_ci
 
-CORRECTION = "per-chip comparator-reference calibration (ibnn.analysis.calibration.calibrate_trim, bisect)"
+CORRECTION = "per-chip bias-row rewrite (ibnn.analysis.corrections.calibrate_bias_rows)"
 
 
 @dataclass
@@ -64,8 +64,9 @@ def drops(mapping, chips, data: EvalData, res, noise: dict):
     naive = drop_ci(naive_pred == labels[None], soft, n_boot=res.n_boot, seed=noise["boot"]).as_dict()
     if res.n_cal == 0:
         return naive, None, None
-    cal = calibration.calibrate_trim(mapping, chips, data.cal_codes[:res.n_cal], split="train",
-                                     noise_seed=noise["cal"])
-    pred = mapping.run(chips, codes, theta=cal.theta, noise_seed=noise["run"]).labels
+    cal = corrections.calibrate_bias_rows(mapping, chips, data.cal_codes[:res.n_cal], split="train",
+                                          noise_seed=noise["cal"])
+    pred = calibration.run_corrected(mapping, chips, codes, cal, noise_seed=noise["run"]).labels
+    mapping.program(chips)                       # leave the chips as the mapping programs them
     corrected = drop_ci(pred == labels[None], soft, n_boot=res.n_boot, seed=noise["boot"]).as_dict()
     return naive, corrected, CORRECTION
