@@ -1,4 +1,4 @@
-"""Time the stages of notebook 10 (the JSSC 2017 classifier on the simulated chip), wall and process CPU seconds.
+"""Time the stages of notebook 08 (the JSSC 2017 classifier on the simulated chip), wall and process CPU seconds.
 
     PYTHONPATH=. IBNN_CACHE_DIR=... python benchmarks/bench_jssc.py [--fast] [--no-sweep]
 
@@ -21,11 +21,11 @@ SIZE_KEYS = set(study.Sizes.__dataclass_fields__)
 
 
 def sizes(fast: bool) -> study.Sizes:
-    """The full profile's sizes, or the quick profile's overrides of notebook 10."""
+    """The full profile's sizes, or the quick profile's overrides of notebook 08."""
     if not fast:
         return study.Sizes()
     with open(FAST, "rb") as fh:
-        table = tomllib.load(fh).get("10_jssc_prototype", {})
+        table = tomllib.load(fh).get("08_jssc_prototype", {})
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in table.items() if k in SIZE_KEYS}
     return study.Sizes(**kw)
 

@@ -13,7 +13,7 @@ analysis  accuracy over chips and its statistics, per-chip correction, noise-awa
           sweeps, sensitivity                                                               (05)
 cost      energy with its scopes, digital baseline, ops and TOPS, area, published macros   (06, 07)
 explore   the parameter space as a whole: cached sweeps on dask, Sobol indices, the joint fit        (09)
-repro     provenance, the pipeline (`make figures`), the claims ledger, notebook helpers    (08)
+repro     provenance, the pipeline (`make figures`), the claims ledger, notebook helpers    (10)
 """
 
 __version__ = "0.1.0"

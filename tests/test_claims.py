@@ -49,7 +49,7 @@ def test_holds_rejects_bad_rule_and_tolerance():
 
 
 def test_ledger_format_and_values_come_from_results():
-    rows = claims.evaluate(claims.default_claims(), synthetic_results())
+    rows = claims.evaluate(claims.default_claims(claims.JETCAS_FACTORIES), synthetic_results())
     assert [r["id"] for r in rows][:5] == list(claims.CLAIM_IDS)
     for r in rows:
         assert set(r) == KEYS
@@ -63,18 +63,19 @@ def test_ledger_format_and_values_come_from_results():
     assert by_id["tops_per_mm2"]["holds"] is False
     assert "81-128-10" in by_id["baseline_accuracy"]["assumptions"]
     # a different result changes the verdict: nothing is typed in
-    rows = claims.evaluate(claims.default_claims(), synthetic_results(drop=0.02, ratio=80.0, tpw=600.0))
+    rows = claims.evaluate(claims.default_claims(claims.JETCAS_FACTORIES),
+                           synthetic_results(drop=0.02, ratio=80.0, tpw=600.0))
     by_id = {r["id"]: r for r in rows}
     assert not by_id["accuracy_drop"]["holds"] and not by_id["energy_ratio"]["holds"]
     assert not by_id["tops_per_w"]["holds"] and by_id["energy_ratio"]["reproduced"] == 80.0
 
 
 def test_the_paper_s_claims_and_the_findings_beyond_it_are_separate_sections():
-    secs = claims.default_sections()
+    secs = claims.default_sections(claims.JETCAS_FACTORIES)
     assert [s.id for s in secs][:2] == [claims.PAPER_SECTION, claims.BEYOND_SECTION]
     paper = [c for c in secs[0].rows]
     assert [c.id for c in paper] == list(claims.CLAIM_IDS) and all(isinstance(c, claims.Claim) for c in paper)
-    rows = claims.evaluate(claims.default_claims(), synthetic_results())
+    rows = claims.evaluate(claims.default_claims(claims.JETCAS_FACTORIES), synthetic_results())
     beyond = [r for r in rows if r["section"] == claims.BEYOND_SECTION]
     assert {"drop_bias_row_rewrite", "drop_readout_retraining"} <= {r["id"] for r in beyond}
     for r in beyond:                      # no paper figure beside a method the paper did not use, no verdict
@@ -86,12 +87,12 @@ def test_the_paper_s_claims_and_the_findings_beyond_it_are_separate_sections():
 
 
 def test_stems_include_what_the_assumptions_read():
-    assert claims.stems(claims.default_claims()) == ["03_train_bnn", "05_accuracy_on_chip", "06_energy",
-                                                     "07_efficiency"]
+    assert claims.stems(claims.default_claims(claims.JETCAS_FACTORIES)) == [
+        "03_train_bnn", "05_accuracy_on_chip", "06_energy", "07_efficiency"]
 
 
 def test_one_software_reference_for_the_baseline_and_the_drops():
-    by_src = {c.id: c.source for c in claims.default_claims()}
+    by_src = {c.id: c.source for c in claims.default_claims(claims.JETCAS_FACTORIES)}
     assert by_src["baseline_accuracy"] == "05_accuracy_on_chip:reference.software_accuracy"
     assert by_src["accuracy_drop"].startswith("05_accuracy_on_chip:")
 
@@ -100,20 +101,20 @@ def test_another_section_plugs_in():
     extra = lambda: claims.Section("prototype", "The prototype chip", (    # noqa: E731
         claims.Claim("x", "a prototype figure", 1.0, "", "equal", "05_accuracy_on_chip:n_chips", "",
                      claims.rounding(1.0), "whole number", section="prototype"),))
-    facts = claims.SECTION_FACTORIES + (extra,)
+    facts = claims.JETCAS_FACTORIES + (extra,)
     rows = claims.evaluate(claims.default_claims(facts), synthetic_results())
     assert rows[-1]["section"] == "prototype" and rows[-1]["reproduced"] == 20.0
     table = claims.markdown_table(rows, claims.default_sections(facts))
     assert table.count("\n| --- ") == 3 and "**The prototype chip**" in table    # one table per section
     with pytest.raises(ValueError, match="unique"):
-        claims.default_sections(claims.SECTION_FACTORIES + (claims.paper_section,))
+        claims.default_sections(claims.JETCAS_FACTORIES + (claims.paper_section,))
 
 
 def test_missing_result_key_is_named():
     res = synthetic_results()
     del res["06_energy"]["energy_ratio"]
     with pytest.raises(KeyError, match="06_energy.json has no key 'energy_ratio'"):
-        claims.evaluate(claims.default_claims(), res)
+        claims.evaluate(claims.default_claims(claims.JETCAS_FACTORIES), res)
     with pytest.raises(KeyError, match="not loaded"):
         claims.lookup({}, "06_energy:energy_ratio")
 
@@ -121,7 +122,7 @@ def test_missing_result_key_is_named():
 def test_readme_table_between_markers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{claims.README_START}\nSTALE-TABLE\n{claims.README_END}\noutro\n")
-    table = claims.markdown_table(claims.evaluate(claims.default_claims(), synthetic_results()))
+    table = claims.markdown_table(claims.evaluate(claims.default_claims(claims.JETCAS_FACTORIES), synthetic_results()))
     assert claims.update_readme(readme, table) is True
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "STALE-TABLE" not in text
@@ -130,3 +131,20 @@ def test_readme_table_between_markers(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="lacks the claims-table markers"):
         claims.update_readme(readme, table)
+
+
+def test_full_ledger_has_the_prototype_and_fit_sections_and_the_fit_column():
+    from test_claims_fit import _results as fit_results
+    from test_claims_prototype import synthetic as jssc_results
+
+    results = {**synthetic_results(tpw=600.0), **jssc_results(), **fit_results(tops=720.0)}
+    assert claims.stems(claims.default_claims())[-2:] == ["08_jssc_prototype", "09_joint_fit"]
+    rows = claims.evaluate(claims.default_claims(), results)
+    assert [s.id for s in claims.default_sections()] == ["paper", "beyond", "jssc2017", "paper_fit"]
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["tops_per_w"]["holds"] is False and by_id["tops_per_w"]["fit"]["holds"] is True   # 600 / 720
+    assert by_id["baseline_accuracy"]["fit"] is None                   # the fit has no baseline of its own
+    assert all(r["fit"] is None for r in rows if r["section"] != "paper")
+    table = claims.markdown_table(rows)
+    assert "| paper-consistent fit | holds (fit) |" in table and "the fitted set: text" in table
+    assert table.count("| paper-consistent fit |") == 1               # only the paper's section has the column

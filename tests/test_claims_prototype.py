@@ -12,7 +12,7 @@ IDS = ["jssc_accuracy_81", "jssc_digital_equivalent", "jssc_energy_per_decision"
 
 
 def synthetic(acc=0.894, drop=0.009, drop_ci=(0.0, 0.019), energy=640e-12, r_std=113.2, r_same=12.8):
-    """A results/10_jssc_prototype.json with just the keys the claims read."""
+    """A results/08_jssc_prototype.json with just the keys the claims read."""
     return {STEM: {
         "software_accuracy": {"mean": acc, "ci95": [acc - 0.006, acc + 0.006], "n_train": 60000},
         "chip_accuracy_chip_in_the_loop": {"mean": 0.86, "n_chips": 100, "n_images": 2000,
@@ -26,7 +26,7 @@ def test_five_rows_in_the_abstracts_order_with_their_own_sources():
     cs = prototype_claims()
     assert [c.id for c in cs] == IDS
     assert all(c.source.startswith(f"{STEM}:") for c in cs)
-    assert not {c.id for c in cs} & {c.id for c in claims.default_claims()}       # apart from the JETCAS rows
+    assert not {c.id for c in cs} & {c.id for c in claims.default_claims(claims.JETCAS_FACTORIES)}   # apart
     assert [c.paper for c in cs] == pytest.approx([100 * JSSC2017["accuracy_81"], 0.0,
                                                    1e12 * JSSC2017["energy_per_decision_J"],
                                                    JSSC2017["ratio_vs_discrete_standard"],

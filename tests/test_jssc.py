@@ -279,8 +279,8 @@ def test_sizes_are_a_frozen_record():
 
 
 def test_written_results_are_consistent():
-    """Invariants of results/10_jssc_prototype.json, the committed record (or a quick-profile run's)."""
-    path = io.results_dir() / "10_jssc_prototype.json"
+    """Invariants of results/08_jssc_prototype.json, the committed record (or a quick-profile run's)."""
+    path = io.results_dir() / "08_jssc_prototype.json"
     if not path.exists():
         pytest.skip(f"{path} not written (run make figures)")
     r = json.loads(path.read_text())

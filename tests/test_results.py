@@ -36,7 +36,7 @@ def load(stem: str) -> dict:
 
 
 @pytest.mark.parametrize("stem", ["01_data", "02_circuit_models", "03_train_bnn", "04_map_to_array",
-                                  "05_accuracy_on_chip", "06_energy", "07_efficiency", "08_claims"])
+                                  "05_accuracy_on_chip", "06_energy", "07_efficiency", "10_claims"])
 def test_every_result_is_current_with_its_inputs(stem):
     provenance.check_provenance(stem, load(stem))
 

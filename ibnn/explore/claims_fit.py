@@ -67,7 +67,8 @@ def claim_specs() -> list[dict]:
         rule = "at_least" if cid == "tops_per_w" else "equal"
         out.append({"id": f"fit_{cid}", "claim": WORDS[cid], "paper": paper, "unit": unit, "rule": rule,
                     "source": f"{STEM}:joint_fit.claims.{key}.value", "scale": scale, "section": FIT_SECTION,
-                    "assumptions": f"the fitted set, {{{STEM}:joint_fit.summary}}",
+                    "assumptions": (f"the fitted set: {{{STEM}:joint_fit.summary}}" if not out else
+                                    "the same fitted set (first row)"),
                     "tolerance": _tolerance(key, scale),
                     "tolerance_reason": "the tolerance the fit was verified with (the ledger's rule)"})
     return out

@@ -2,7 +2,8 @@
 images it is measured on (`EvalData`).
 
 Correction: the per-chip bias-row rewrite of `ibnn.analysis.corrections` (`CORRECTION`; notebook 05's realistic
-correction: the chip's own SRAM bias cells rewritten per chip), chip in the loop, on training images only (never the test images the drop is measured on; `check_calibration_set` refuses them).
+correction: the chip's own SRAM bias cells rewritten per chip), chip in the loop, on training images only (never
+the test images the drop is measured on; `check_calibration_set` refuses them).
 Both drops are paired per image with the software network on the same images and carry the two-level bootstrap
 interval over chips x images (`ibnn.analysis.bootstrap.drop_ci`).
 """

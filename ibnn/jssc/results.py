@@ -1,4 +1,4 @@
-"""results/10_jssc_prototype.json from the study's stages, and what the chip model says about the published outcome.
+"""results/08_jssc_prototype.json from the study's stages, and what the chip model says about the published outcome.
 
 The prototype paper's outcome has two parts: (1) with error-adaptive boosting (chip in the loop) the chip is as
 accurate as a discrete digital system; (2) its training "overcomes circuit nonidealities", so training in

@@ -4,7 +4,9 @@ own sections, what goes beyond the paper.
 The ledger is a list of sections (`Section`: an id, a title, rows), built by the factories in `SECTION_FACTORIES`
 (the hook: a module with more rows adds its factory there, or a caller passes its own tuple of factories to
 `default_sections` / `default_claims`); every row carries its section's id. `prototype_section` (the JSSC 2017
-chip's claims, notebook 10) is such a factory; it is not in the default tuple while notebook 10 runs after 08.
+chip's claims, notebook 08) and `fit_section` (the claims at notebook 09's paper-consistent fit) are such factories.
+Each row of the paper's section also carries a second column, "fit" (`ibnn.explore.claims_fit.second_column`): the
+same claim under the fitted parameter set, with its own tolerance and verdict, beside the cited defaults.
 Two kinds of row:
 * `Claim` (the paper's claims): the paper's figure, the result key that reproduces it (`source`), a tolerance with
   its reason and a rule: "equal" (|reproduced - paper| <= tolerance), "at_least" (a "more than" claim:
@@ -24,15 +26,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
+from ..explore import claims_fit
 from ..published import PAPER, PAPER_WORDS
 from . import io
 
 CLAIM_IDS = ("baseline_accuracy", "accuracy_drop", "energy_ratio", "tops_per_w", "tops_per_mm2")
 PAPER_SECTION, BEYOND_SECTION, PROTOTYPE_SECTION = "paper", "beyond", "jssc2017"
 ROW_KEYS = ("section", "id", "claim", "paper", "reproduced", "unit", "ci95", "tolerance", "holds", "vs", "source",
-            "assumptions")
+            "assumptions", "fit")
 RULES = ("equal", "at_least", "at_most")
-README_START = "<!-- claims-table:start (written by make figures: notebooks/08_claims.ipynb) -->"
+README_START = "<!-- claims-table:start (written by make figures: notebooks/10_claims.ipynb) -->"
 README_END = "<!-- claims-table:end -->"
 
 
@@ -128,7 +131,7 @@ def fill(text: str, results: Mapping[str, dict]) -> str:
 
 def stems(claims) -> list[str]:
     """Every results stem the rows read: their sources, intervals, paired differences and the {stem:key}
-    placeholders of their assumptions (what notebook 08 must load)."""
+    placeholders of their assumptions (what notebook 10 must load)."""
     out = set()
     for c in claims:
         for src in (c.source, c.ci_source, getattr(c, "vs_source", None)):
@@ -150,7 +153,7 @@ def _row(c, results: Mapping[str, dict]) -> dict:
     reproduced = float(lookup(results, c.source)) * c.scale
     row = {"section": c.section, "id": c.id, "claim": c.claim, "paper": None, "reproduced": reproduced,
            "unit": c.unit, "ci95": _interval(results, c.ci_source, c.scale), "tolerance": None, "holds": None,
-           "vs": None, "source": c.source, "assumptions": fill(c.assumptions, results)}
+           "vs": None, "source": c.source, "assumptions": fill(c.assumptions, results), "fit": None}
     if isinstance(c, Claim):
         tol = float(c.tolerance(results))
         row.update(paper=c.paper, tolerance=tol, holds=holds(c.rule, c.paper, reproduced, tol))
@@ -163,8 +166,13 @@ def _row(c, results: Mapping[str, dict]) -> dict:
 
 
 def evaluate(claims, results: Mapping[str, dict]) -> list[dict]:
-    """One ledger row per claim or finding (`ROW_KEYS`), in the format of results/claims.json."""
-    return [_row(c, results) for c in claims]
+    """One ledger row per claim or finding (`ROW_KEYS`), in the format of results/claims.json; where the
+    paper-consistent fit (results of notebook 09) is loaded, the paper's rows carry its column under "fit"."""
+    rows = [_row(c, results) for c in claims]
+    if claims_fit.STEM not in results:
+        return rows
+    return [{**r, "fit": f.get("fit")} if r["section"] == PAPER_SECTION else r
+            for r, f in zip(rows, claims_fit.second_column(rows, results))]
 
 
 def _fmt(x: float) -> str:
@@ -183,13 +191,25 @@ def _ci(ci: list | None) -> str:
     return f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""
 
 
+def _yes(h: bool) -> str:
+    return "yes" if h else "**no**"
+
+
 def _claim_table(rows: list[dict]) -> list[str]:
-    lines = ["| claim | paper | reproduced (95% CI) | tolerance | holds | assumptions |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    """A section of claims; with the fit's column ("paper-consistent fit", its own tolerance and verdict) beside
+    the cited defaults where the rows carry one."""
+    fit = any(r.get("fit") for r in rows)
+    head = "| claim | paper | cited defaults (95% CI) | tolerance | holds |"
+    head += " paper-consistent fit | holds (fit) |" if fit else ""
+    lines = [head + " assumptions |", "| --- " * (head.count("|")) + "|"]
     for r in rows:
-        lines.append(f"| {r['id']}: {r['claim']} | {_fmt(r['paper'])} {r['unit']} | "
-                     f"{_fmt(r['reproduced'])} {r['unit']}{_ci(r['ci95'])} | ±{_fmt(r['tolerance'])} | "
-                     f"{'yes' if r['holds'] else '**no**'} | {r['assumptions']} |")
+        line = (f"| {r['id']}: {r['claim']} | {_fmt(r['paper'])} {r['unit']} | "
+                f"{_fmt(r['reproduced'])} {r['unit']}{_ci(r['ci95'])} | ±{_fmt(r['tolerance'])} | {_yes(r['holds'])} |")
+        if fit:
+            f = r.get("fit")
+            line += (f" {_fmt(f['reproduced'])} {r['unit']} (±{_fmt(f['tolerance'])}) | {_yes(f['holds'])} |"
+                     if f else " | |")
+        lines.append(f"{line} {r['assumptions']} |")
     return lines
 
 
@@ -313,14 +333,23 @@ def beyond_section() -> Section:
 
 def prototype_section() -> Section:
     """The prototype chip's claims (J. Zhang, Z. Wang, N. Verma, JSSC 2017; `ibnn.repro.claims_prototype`,
-    results of notebook 10) as a section of their own, apart from the JETCAS claims."""
+    results of notebook 08) as a section of their own, apart from the JETCAS claims."""
     from .claims_prototype import prototype_claims  # imported here: that module imports this one
     return Section(PROTOTYPE_SECTION, "The prototype chip's claims (J. Zhang, Z. Wang, N. Verma, JSSC 2017)",
                    tuple(replace(c, section=PROTOTYPE_SECTION) for c in prototype_claims()))
 
 
+def fit_section() -> Section:
+    """The paper's claims at notebook 09's paper-consistent fit (`ibnn.explore.claims_fit`), with the fitted
+    values and their distances from the defaults as each row's assumptions."""
+    return Section(claims_fit.FIT_SECTION, claims_fit.FIT_TITLE,
+                   tuple(Claim(**k) for k in claims_fit.claim_specs()))
+
+
+#: The JETCAS paper's sections alone (what notebooks 03-07 give).
+JETCAS_FACTORIES: tuple[Callable[[], Section], ...] = (paper_section, beyond_section)
 #: The ledger's sections, in order (the hook): a module with more rows adds its factory here.
-SECTION_FACTORIES: tuple[Callable[[], Section], ...] = (paper_section, beyond_section)
+SECTION_FACTORIES: tuple[Callable[[], Section], ...] = JETCAS_FACTORIES + (prototype_section, fit_section)
 
 
 def default_sections(factories=SECTION_FACTORIES) -> list[Section]:

@@ -1,9 +1,9 @@
 """The prototype paper's claims (J. Zhang, Z. Wang, N. Verma, IEEE JSSC 52(4):915-924, 2017), a section of the
-claims ledger apart from the JETCAS rows: what notebook 10 (`results/10_jssc_prototype.json`) reproduces of the
+claims ledger apart from the JETCAS rows: what notebook 08 (`results/08_jssc_prototype.json`) reproduces of the
 figures the chip's own paper published: 90% on 81 pixels, accuracy equivalent to a discrete digital system, 630 pJ
 per decision, 113x and 13x below discrete systems with standard and with the same training.
 
-Each `ibnn.repro.claims.Claim` names its results key ("10_jssc_prototype:<key path>"); nothing reproduced is typed
+Each `ibnn.repro.claims.Claim` names its results key ("08_jssc_prototype:<key path>"); nothing reproduced is typed
 here. The tolerances are those of the JETCAS rows: half a unit of the quoted digit, plus the half-width of the
 reproduced figure's 95% interval where it has one.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..published import JSSC2017, JSSC2017_WORDS
 from .claims import Claim, rounding, rounding_plus_ci
 
-STEM = "10_jssc_prototype"
+STEM = "08_jssc_prototype"
 
 
 def _src(key: str) -> str:
@@ -20,21 +20,21 @@ def _src(key: str) -> str:
 
 
 def prototype_claims() -> list[Claim]:
-    """The five prototype rows, in the order of the paper's abstract. Sources are keys of results/10_jssc_prototype."""
+    """The five prototype rows, in the order of the paper's abstract. Sources are keys of results/08_jssc_prototype."""
     acc_tol = "the paper quotes whole percent (0.5 pt) plus the half-width of the 95% interval over test images"
     return [
         Claim("jssc_accuracy_81", JSSC2017_WORDS["accuracy_81"], 100 * JSSC2017["accuracy_81"], "%", "equal",
               _src("software_accuracy.mean"),
-              "the paper's boosted binary-weight column classifiers ({10_jssc_prototype:n_weak_classifiers} "
-              "columns, one-vs-all AdaBoost), ideal arithmetic, trained on {10_jssc_prototype:software_accuracy."
+              "the paper's boosted binary-weight column classifiers ({08_jssc_prototype:n_weak_classifiers} "
+              "columns, one-vs-all AdaBoost), ideal arithmetic, trained on {08_jssc_prototype:software_accuracy."
               "n_train} images; on chip it loses the drop of the next row",
               rounding_plus_ci(1.0, _src("software_accuracy.ci95"), 100), acc_tol, scale=100),
         Claim("jssc_digital_equivalent", JSSC2017_WORDS["digital_equivalent"], 0.0, "%", "at_most",
               _src("chip_accuracy_chip_in_the_loop.drop.mean_drop"),
               "drop (software - chip accuracy) of error-adaptive boosting trained per chip in the loop on "
-              "{10_jssc_prototype:chips.n_train} images, against the same classifier trained on them in software; "
-              "{10_jssc_prototype:chip_accuracy_chip_in_the_loop.n_chips} held-out simulated chips x "
-              "{10_jssc_prototype:chip_accuracy_chip_in_the_loop.n_images} test images",
+              "{08_jssc_prototype:chips.n_train} images, against the same classifier trained on them in software; "
+              "{08_jssc_prototype:chip_accuracy_chip_in_the_loop.n_chips} held-out simulated chips x "
+              "{08_jssc_prototype:chip_accuracy_chip_in_the_loop.n_images} test images",
               rounding_plus_ci(1.0, _src("chip_accuracy_chip_in_the_loop.drop.ci95"), 100),
               "'equivalent' at the paper's whole-percent accuracy (0.5 pt) plus the half-width of the 95% interval "
               "of the drop over chips and images", scale=100),
@@ -47,12 +47,12 @@ def prototype_claims() -> list[Claim]:
         Claim("jssc_ratio_standard", JSSC2017_WORDS["ratio_vs_discrete_standard"],
               JSSC2017["ratio_vs_discrete_standard"], "x", "equal", _src("ratio_vs_discrete_standard"),
               "the cheapest standard-trained classifier reaching the software boosted accuracy "
-              "({10_jssc_prototype:energy.standard_training_choice}) on a discrete SRAM + digital-MAC datapath, "
+              "({08_jssc_prototype:energy.standard_training_choice}) on a discrete SRAM + digital-MAC datapath, "
               "against the array's energy per decision",
               rounding(1.0), "the paper quotes a whole number: half a unit, 0.5"),
         Claim("jssc_ratio_same_training", JSSC2017_WORDS["ratio_vs_discrete_same_training"],
               JSSC2017["ratio_vs_discrete_same_training"], "x", "equal", _src("ratio_vs_discrete_same_training"),
-              "the same boosted classifier ({10_jssc_prototype:n_weak_classifiers} 1-b weak classifiers and the "
+              "the same boosted classifier ({08_jssc_prototype:n_weak_classifiers} 1-b weak classifiers and the "
               "weighted vote) on a discrete SRAM + digital-MAC datapath, against the array's energy per decision",
               rounding(1.0), "the paper quotes a whole number: half a unit, 0.5"),
     ]
