@@ -91,6 +91,7 @@ def test_reserved_key_and_non_dict(root):
 
 def test_profile_validation(monkeypatch):
     monkeypatch.delenv("IBNN_PROFILE", raising=False)
+    monkeypatch.setattr(io, "_PROFILE", [])          # resolve_profile sets the process's profile: keep it local
     with pytest.raises(ValueError, match=r"profile='slow'.*\['full', 'fast'\]"):
         nb.resolve_profile("slow")
     monkeypatch.setenv("IBNN_PROFILE", "fast")
