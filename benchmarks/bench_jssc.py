@@ -14,10 +14,8 @@ import tomllib
 from pathlib import Path
 
 from ibnn import params
-from ibnn.circuit import Chip
 from ibnn.jssc import costs, onchip, study, sweep
 from ibnn.jssc.boost import BoostConfig
-from ibnn.jssc.columns import has_column_subsets
 
 FAST = Path(__file__).resolve().parents[1] / "notebooks" / "profiles" / "fast.toml"
 SIZE_KEYS = set(study.Sizes.__dataclass_fields__)
@@ -41,7 +39,7 @@ def main() -> None:
     a = ap.parse_args()
     print(f"load average {os.getloadavg()}")
     P, cfg, sz = params.load(), BoostConfig(), sizes(a.fast)
-    print(f"column subsets by the chip itself: {has_column_subsets(Chip(P, 1))}; sizes {sz}")
+    print(f"column subsets by the chip itself (Chip.evaluate(cols=), always since main 0a97190); sizes {sz}")
     clock = onchip.Clock()
     D = study.load_data(sz, cfg)
     clock.lap("data")
