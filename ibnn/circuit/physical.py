@@ -62,13 +62,13 @@ def _discharge(chip, swing: torch.Tensor):
     return dv, drop[..., C:], drop[..., :C]
 
 
-def _swings(chip, tabs, x, shared, sel, threads):
+def _swings(chip, tabs, x, shared, sel):
     """Linear swings (V) of the lines of the chip group, (G, Bc, 2 n) for the n selected columns (all if sel is
     None): the window charge is in the first table; with coupling, minus each input's mean first-pass drop over
     all lines times the coupling table's sums."""
     C = chip.cols
-    with torch_threads(threads):        # the look-ups split over inputs: torch's threads, as a matrix product
-        full, kick = table_sums(tabs, x, shared)                                          # (G, Bc, 2C) LSB
+    # the look-ups are memory-bound like the elementwise steps, so they run with their threads (Chip.evaluate)
+    full, kick = table_sums(tabs, x, shared)                                              # (G, Bc, 2C) LSB
     full = full * chip.volts_per_lsb
     if tabs[1] is not None:
         _, d_bl, d_blb = _discharge(chip, full)
@@ -133,7 +133,7 @@ def evaluate_physical(chip, codes, theta, sel, want_dv, want_drops, noise_seed, 
         for b0 in range(0, B, CHUNK):
             b1 = min(B, b0 + CHUNK)
             x = codes[b0:b1] if shared else codes[c0:c1, b0:b1]
-            dv, d_bl, d_blb = _discharge(chip, _swings(chip, tabs, x, shared, sel, outer_threads))
+            dv, d_bl, d_blb = _discharge(chip, _swings(chip, tabs, x, shared, sel))
             dsum = d_bl + d_blb
             x_in = dv + _offsets(chip, c0, c1, dsum, sel)
             if noisy:
