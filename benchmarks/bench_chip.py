@@ -1,16 +1,20 @@
-"""Speed of the chip model against its two targets, the speed the notebooks need to simulate many chips over the
-whole test set on a laptop CPU:
+"""Speed of one simulated chip and of drawing chips, as ratios to the float32 product measured in the
+same run:
 
-1. one chip, every nonideality on, 10000 x 128 codes (81 rows used), 128 columns: at most 3x the time of the ideal
-   integer matrix product of the same shape (codes int64 @ weights int64, what `codes @ W` costs in torch);
-2. 100 chips x 10000 inputs through 128 x 128: at most 60 s (including drawing the 100 chips).
+(a) one chip, every nonideality on, 10,000 x 128 codes (every row driven, random 5-bit codes), 128 columns: at most
+    5x the float32 matrix product of the same shape (10,000 x 128 @ 128 x 128);
+(b, drawing) 100 chips drawn and programmed: under 1 s.
 
-Usage: .venv/bin/python benchmarks/bench_chip.py [--device cpu|cuda]
-Prints the timings and the ratios; exits 1 if a target is missed.
+Usage: python benchmarks/bench_chip.py [--device cpu|cuda] [--threads N] [--reps 5] [--profile]
+Timing: `reps` interleaved pairs (product, chip); the ratio is the median of the pairs' ratios (the neighbours'
+load moves both alike); the load average and this process's CPU time are printed beside the wall times. Exits 1 if
+a target is missed. --profile prints where the chip's time goes (torch.profiler, self time per op).
 """
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import time
 
@@ -19,63 +23,85 @@ import torch
 from ibnn import params
 from ibnn.circuit.chip import Chip
 
-P = params.load()
+TARGET_CHIP = 5.0         # issue 13: one chip at most 5x the float32 product of the same shape
+TARGET_DRAW_S = 1.0       # issue 13: drawing 100 chips under 1 s
 
 
-def best_of(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def sync(dev) -> None:
+    """Wait for the device (a no-op on the CPU)."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--device", default=None)
+def timed(fn, dev) -> tuple[float, float]:
+    """(wall s, CPU s of this process) of one call."""
+    sync(dev)
+    t, c = time.perf_counter(), time.process_time()
+    fn()
+    sync(dev)
+    return time.perf_counter() - t, time.process_time() - c
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def inputs(B: int, rows: int, cols: int, dev):
+    """Random 5-bit codes (B, rows) and +-1 weights (rows, cols), seed 0."""
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, 32, (B, rows), generator=g)
+    w = (torch.randint(0, 2, (rows, cols), generator=g) * 2 - 1).to(torch.int64)
+    return codes.to(dev), w
+
+
+def profile_chip(chip, codes) -> None:
+    """Self time of the ops of one evaluation (torch.profiler), the ten largest."""
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if chip.device.type == "cuda" else [])
+    with profile(activities=acts) as p:
+        chip.evaluate(codes, noise_seed=1)
+    print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--n-chips", type=int, default=100)
     ap.add_argument("--batch", type=int, default=10000)
-    args = ap.parse_args()
-    dev = torch.device(args.device) if args.device else None
-    g = torch.Generator().manual_seed(0)
-    B = args.batch
-    codes = torch.zeros(B, 128, dtype=torch.int64)
-    codes[:, :81] = torch.randint(0, 32, (B, 81), generator=g)
-    w = (torch.randint(0, 2, (128, 128), generator=g) * 2 - 1).to(torch.int64)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {dev or 'default'}")
-
-    t_int64 = best_of(lambda: codes @ w)
-    c32, w32 = codes.to(torch.int32), w.to(torch.int32)
-    t_int32 = best_of(lambda: c32 @ w32)
-    cf, wf = codes.float(), w.float()
-    t_f32 = best_of(lambda: cf @ wf)
-    print(f"ideal product {B}x128 @ 128x128: int64 {t_int64 * 1e3:.1f} ms, int32 {t_int32 * 1e3:.1f} ms, "
-          f"float32 {t_f32 * 1e3:.1f} ms")
-
+    ap.add_argument("--profile", action="store_true")
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    P = params.load()
+    rows, cols = P.int("array_rows"), P.int("array_cols")
+    codes, w = inputs(a.batch, rows, cols, dev)
+    cf, wf = codes.float(), w.float().to(dev)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {dev}, load average "
+          f"{os.getloadavg()[0]:.1f}")
     chip = Chip(P, n_chips=1, seed=0, device=dev).program(w)
-    chip.evaluate(codes[:64], noise_seed=0)                    # warm-up
-    t_chip = best_of(lambda: chip.evaluate(codes, noise_seed=1))
-    ratio = t_chip / t_int64
-    print(f"target 1: one chip, all nonidealities, {B} inputs: {t_chip * 1e3:.1f} ms = {ratio:.2f}x the int64 "
-          f"product (target <= 3x); {t_chip / t_int32:.2f}x int32, {t_chip / t_f32:.2f}x float32")
-
-    t0 = time.perf_counter()
-    chips = Chip(P, n_chips=args.n_chips, seed=1, device=dev).program(w)
-    t_draw = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    dec = chips.evaluate(codes, noise_seed=2)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    t_eval = time.perf_counter() - t1
-    total = t_draw + t_eval
-    print(f"target 2: {args.n_chips} chips x {B} inputs: draw {t_draw:.1f} s + evaluate {t_eval:.1f} s = "
-          f"{total:.1f} s (target <= 60 s); decisions {tuple(dec.shape)} {dec.dtype}")
-    ok = ratio <= 3.0 and total <= 60.0
-    print("PASS" if ok else "MISS")
-    return 0 if ok else 1
+    chip.evaluate(codes[:64], noise_seed=0)                                     # warm-up
+    pairs = []
+    for _ in range(a.reps):
+        (tr, cr), (tc, cc) = timed(lambda: cf @ wf, dev), timed(lambda: chip.evaluate(codes, noise_seed=1), dev)
+        pairs.append((tr, cr, tc, cc))
+    ratio = statistics.median(p[2] / p[0] for p in pairs)
+    cpu_ratio = statistics.median(p[3] / max(p[1], 1e-9) for p in pairs)
+    tr, cr, tc, cc = (statistics.median(p[i] for p in pairs) for i in range(4))
+    ok_a = ratio <= TARGET_CHIP
+    print(f"(a) one chip, every nonideality, {a.batch} x {rows} codes: {tc * 1e3:.1f} ms wall ({cc * 1e3:.1f} ms "
+          f"CPU), float32 product {tr * 1e3:.2f} ms wall ({cr * 1e3:.2f} ms CPU): ratio {ratio:.1f}x wall, "
+          f"{cpu_ratio:.1f}x CPU (medians of {a.reps} pairs; target <= {TARGET_CHIP:g}x): {verdict(ok_a)}; "
+          f"load {os.getloadavg()[0]:.1f}")
+    if a.profile:
+        profile_chip(chip, codes)
+    (t_draw, c_draw) = timed(lambda: Chip(P, n_chips=a.n_chips, seed=1, device=dev).program(w), dev)
+    ok_d = t_draw < TARGET_DRAW_S
+    print(f"(b) drawing and programming {a.n_chips} chips: {t_draw:.2f} s wall ({c_draw:.2f} s CPU; target < "
+          f"{TARGET_DRAW_S:g} s): {verdict(ok_d)}; load {os.getloadavg()[0]:.1f}")
+    return 0 if (ok_a and ok_d) else 1
 
 
 if __name__ == "__main__":

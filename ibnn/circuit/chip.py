@@ -20,11 +20,11 @@ current transfer at V_BL = VDD; `volts_per_lsb` = that current x T / C_BL):
    copy of the replica, 1 puts its drain at the precharged bit-line). G is tabulated once per parameter set
    (CellModel; for s = 1 it depends on V - d only, a 1-D table) and interpolated. Each row's table of cell
    currents (codes x columns) is factored into K separable terms (`ibnn.circuit.factored`; per-cell error ~3e-4
-   LSB), so the line sums are one matrix product per chip.
+   LSB); multiplied out into a table per row, code and line, the line sums are one look-up sum per row.
 3. The window: the charge a cell delivers is its start-of-pulse current x t_eval x q(c) (window_charge: the real
    word-line waveform, ibnn.circuit.wordline; 1 for a settled code), minus the word-line kick of the falling
    bit-lines (wl_coupling): the charge of code c falls by a(c) x (mean drop of all 2 x cols lines), taken from a
-   first pass without the kick. Both are per-code factors on the factored A, so they cost one more product.
+   first pass without the kick. Both are per-code factors on the factored A, so they cost one more look-up sum.
 4. Bit-lines: V = column.discharge(S x volts_per_lsb, drain law) (closed form, compression and 0-V floor).
 5. Comparator: +1 iff V_BL - V_BLB + offset_j(V_CM) + noise >= theta_j x volts_per_lsb (ties +1). The offset is
    the column's static draw, plus (comparator_cm) the rail-to-rail comparator's common-mode dependent part
@@ -205,14 +205,7 @@ class Chip:
         w = w.cpu().to(torch.int8).expand(self.n_chips, self.rows, self.cols).clone()
         self.weights = w.to(self.device)
         self._m = line_matrix(self._b, w).to(torch.float32).to(self.device)
-        self._leaks()
         return self
-
-    def _leaks(self) -> None:
-        """Leakage of each row at code 0, per line and column (LSB): (n, R, 2C) (q(0) = 1, a(0) = 0)."""
-        k = self.rank
-        self._leak0 = torch.einsum("nrk,nrkc->nrc", self._u[:, :, 0, :],
-                                   self._m.view(self.n_chips, self.rows, k, 2 * self.cols))
 
     # --- evaluation --------------------------------------------------------------------------------------------
     def check_codes(self, codes) -> torch.Tensor:
@@ -299,8 +292,6 @@ class Chip:
         with torch_threads(elementwise_threads()):
             out._set_timing(params)
             out._factors()
-            if self.weights is not None:
-                out._leaks()
         return out
 
     def __repr__(self) -> str:

@@ -141,4 +141,6 @@ class CommonModeOffset:
         t = ((v_cm - float(g[0])) / step).clamp(0, len(g) - 1 - 1e-6)
         i = t.floor().long()
         w = self.one_minus_a.to(v_cm.device)
-        return w[i] + (t - i) * (w[(i + 1).clamp(max=len(g) - 1)] - w[i])
+        w0 = w.index_select(0, i.flatten()).view_as(t)                 # index_select: the same values, faster
+        w1 = w.index_select(0, (i + 1).clamp(max=len(g) - 1).flatten()).view_as(t)
+        return w0 + (t - i) * (w1 - w0)

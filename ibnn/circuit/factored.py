@@ -4,9 +4,11 @@ For every chip and row the exact table T_i[c, j] = I_ij(code c) / I_LSB (codes x
 mismatch) is factored by a truncated SVD, T_i ~ A_i B_i with K terms: K is the smallest rank whose Frobenius
 residual, over every chip and row, is below RANK_TOL = 0.01 LSB (so the error of any single cell current is below
 it too). The line sums of a batch of inputs are then one matrix product per chip:
-S_line[b, j] = sum_{i, r} A_i[c_bi, r] M_line[(i, r), j], M_line = B_i[r, j] [w_ij on that line],
-(B x K*rows) @ (K*rows x 2*cols); rows whose code is 0 for every input of a chunk are taken out of the product
-and added as their (input-independent) leakage.
+S_line[b, j] = sum_{i, r} A_i[c_bi, r] M_line[(i, r), j], M_line = B_i[r, j] [w_ij on that line]. The chip
+multiplies the factors out once per evaluation into a table per row, code and line (A_i M_i: rows x codes x
+2 cols, `code_tables`), so the line sums of a batch are one summed look-up per row and input (`table_sums`): rows x
+2 cols additions per input instead of K x rows x 2 cols multiply-adds. Rows whose code is 0 for every input of a
+chunk are added once as their (input-independent) leakage.
 """
 from __future__ import annotations
 
@@ -98,24 +100,49 @@ def line_matrix(b: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return m.reshape(n, rows * k, 2 * cols)
 
 
-def line_sums(u: torch.Tensor, m: torch.Tensor, leak0: torch.Tensor, x: torch.Tensor, shared: bool,
-              threads: int | None) -> torch.Tensor:
-    """Start-of-pulse current sums (LSB) of both lines of every column, (G, Bc, 2 cols), for a group of G chips.
+def code_tables(u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """(G, rows, codes, 2 cols) float32: the factored line current of every row at every code, A_i M_i per row
+    (u (G, rows, codes, K), m (G, rows, K, 2 cols)); a row's line sum is then a table look-up, not a product."""
+    G, rows, n_codes, k = u.shape
+    return torch.bmm(u.reshape(G * rows, n_codes, k), m.reshape(G * rows, k, -1)).view(G, rows, n_codes, -1)
 
-    u (G, rows * codes, K) float32 factor A, m (G, rows, K, 2 cols) float32, leak0 (G, rows, 2 cols) the leakage
-    of each row at code 0; x the codes of the chunk, (Bc, rows) shared by the chips or (G, Bc, rows)."""
-    G, rows, k, two_c = m.shape
-    n_codes = u.shape[1] // rows
+
+def table_sums(tabs, x: torch.Tensor, shared: bool) -> list:
+    """Start-of-pulse current sums (LSB) of both lines of every column, (G, Bc, 2 cols) per table, for a group of
+    G chips: S[g, b] = sum_i tab[g, i, x[b, i]] (one summed look-up per row, `torch.nn.functional.embedding_bag`).
+
+    tabs: tables (G, rows, codes, 2 cols) from `code_tables` (None entries give None), looked up with the same
+    indices; x the codes of the chunk, (Bc, rows) shared by the chips or (G, Bc, rows). Rows at code 0 for every
+    input of the chunk add their (input-independent) leakage once. Float32: each sum has at most `rows` terms,
+    so its rounding error is below rows x 2**-24 x the sum of the terms' magnitudes (`rounding_bound_lsb`)."""
+    G, rows, n_codes, two_c = next(t for t in tabs if t is not None).shape
     active = (x != 0).reshape(-1, rows).any(0)
     idx = torch.nonzero(active).flatten()
-    const = leak0.sum(1) - leak0[:, idx].sum(1)                                               # (G, 2C)
     bc = x.shape[-2]
-    if not len(idx):
-        return const[:, None, :].expand(G, bc, two_c)
-    xa = x[..., idx].long()
-    if shared:
-        xa = xa.unsqueeze(0).expand(G, -1, -1)
-    flat = (idx * n_codes)[None, None, :] + xa                                                # (G, Bc, na)
-    feat = torch.gather(u, 1, flat.reshape(G, -1, 1).expand(-1, -1, k)).reshape(G, bc, len(idx) * k)
-    with torch_threads(threads):
-        return torch.baddbmm(const[:, None, :], feat, m[:, idx].reshape(G, len(idx) * k, two_c))
+    flat = None
+    if len(idx):
+        xa = x[..., idx].long()
+        base = (idx * n_codes)[None, None, :] + (torch.arange(G, device=x.device) * rows * n_codes)[:, None, None]
+        flat = (base + (xa.unsqueeze(0) if shared else xa)).reshape(G * bc, len(idx))      # (G Bc, na)
+    out = []
+    for tab in tabs:
+        if tab is None:
+            out.append(None)
+            continue
+        const = tab[:, ~active, 0, :].sum(1)                                                  # (G, 2C)
+        if flat is None:
+            out.append(const[:, None, :].expand(G, bc, two_c))
+            continue
+        s = torch.nn.functional.embedding_bag(flat, tab.reshape(-1, two_c), mode="sum")
+        out.append(s.view(G, bc, two_c) + const[:, None, :])
+    return out
+
+
+def rounding_bound_lsb(tab: torch.Tensor) -> float:
+    """Bound (LSB) on the float32 rounding error of any line sum of `table_sums` over these tables: with n = rows
+    terms, |error| <= n u sum |terms| / (1 - n u), u = 2**-24 (Higham, Accuracy and Stability of Numerical
+    Algorithms, 2nd ed., eq. 3.5), and sum |terms| <= the sum over rows of each row's largest entry."""
+    rows = tab.shape[1]
+    u = 2.0 ** -24
+    worst = float(tab.abs().amax(dim=(2, 3)).sum(1).max())
+    return rows * u * worst / (1 - rows * u)

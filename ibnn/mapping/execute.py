@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..circuit.chip import Chip
 from ..validate import check_int
 
 
@@ -81,6 +82,29 @@ def run(mapping, chip, codes, *, theta=None, noise_seed: int | None = None, laye
     if not layers:
         out.activations = None
     return out
+
+
+def run_streamed(mapping, params, codes, n_chips: int, *, seed: int = 0, nonideal=None, device=None,
+                 chips_per_group: int = 25, batch: int = 2048, noise_seed: int | None = None) -> RunResult:
+    """The mapped network on n_chips chips of `seed`, drawn `chips_per_group` at a time and run `batch` images
+    per cycle, so memory is bounded by one group (its draws, tables and one batch) whatever n_chips and B are;
+    only the labels, int64 (n_chips, B), grow with them.
+
+    Chip k is `Chip(params, seed=seed, first_chip=k)` and every evaluation gets the noise it gets unstreamed, so
+    the labels equal `run(mapping, Chip(params, n_chips, seed, nonideal), codes, noise_seed=noise_seed,
+    batch=batch)` (tested)."""
+    n_chips = check_int("n_chips", n_chips, 1)
+    group = check_int("chips_per_group", chips_per_group, 1)
+    codes = mapping.check_codes(codes)
+    if codes.dim() != 2:
+        raise ValueError(f"codes shape={tuple(codes.shape)}: run_streamed takes (B, {mapping.n_features})")
+    labels = torch.empty(n_chips, codes.shape[0], dtype=torch.int64)
+    for k0 in range(0, n_chips, group):
+        k1 = min(n_chips, k0 + group)
+        chip = Chip(params, n_chips=k1 - k0, seed=seed, nonideal=nonideal, device=device, first_chip=k0)
+        labels[k0:k1] = run(mapping, chip, codes, noise_seed=noise_seed, batch=batch).labels
+        del chip
+    return RunResult(labels)
 
 
 def _run_batch(mapping, chip, a, theta, noise_seed, bi, out: RunResult, start: int, stop: int):

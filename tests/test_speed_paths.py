@@ -1,0 +1,85 @@
+"""The fast paths of the chip and of running a mapped network (issue 13) compute what the plain formulations do:
+table look-up line sums == the factored product, one-exponential discharge == column.discharge, a streamed run
+== the run on all chips at once, and the CUDA path == the CPU path (skipped where no CUDA device exists)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_folded, random_codes
+
+from ibnn import params
+from ibnn.circuit import factored, physical
+from ibnn.circuit.chip import Chip
+from ibnn.circuit.column import discharge
+from ibnn.mapping import map_network
+from ibnn.mapping.execute import run, run_streamed
+
+P = params.load()
+
+
+def _weights(seed, shape=(128, 128)):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randint(0, 2, shape, generator=g) * 2 - 1).to(torch.int8)
+
+
+def _codes(seed, b, rows=128):
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randint(0, 32, (b, rows), generator=g)
+    c[:, 100:] = 0                                             # rows off for every input: added as leakage
+    return c
+
+
+@pytest.fixture(scope="module")
+def chip():
+    return Chip(P, n_chips=2, seed=3, device="cpu").program(_weights(1))
+
+
+def test_table_sums_equal_the_factored_product_within_the_rounding_bound(chip):
+    x = _codes(2, 100)
+    m = chip._m.view(2, chip.rows, chip.rank, 2 * chip.cols)
+    tab = factored.code_tables(chip._u, m)
+    got = factored.table_sums([tab], x, shared=True)[0].double()
+    u, mm = chip._u.double(), m.double()                                           # float64 reference
+    ref = torch.stack([sum(u[g, i, x[:, i]] @ mm[g, i] for i in range(chip.rows)) for g in range(2)])
+    assert ref.shape == got.shape
+    bound = factored.rounding_bound_lsb(tab) + 1e-5 * float(ref.abs().max())      # + float32 tables (2**-24)
+    err, noise_lsb = float((got - ref).abs().max()), chip.noise_sigma / chip.volts_per_lsb
+    assert err <= bound
+    assert bound < 0.25 * noise_lsb and err < 0.002 * noise_lsb                   # below the noise floor
+    per_chip, none = factored.table_sums([tab, None], x.expand(2, -1, -1), shared=False)
+    assert none is None and torch.equal(per_chip, factored.table_sums([tab], x, shared=True)[0])
+    off = factored.table_sums([tab], torch.zeros_like(x), shared=True)[0]           # every row off: leakage
+    assert torch.equal(off, tab[:, :, 0, :].sum(1)[:, None, :].expand_as(off))
+
+
+@pytest.mark.parametrize("s", [1.0, 0.5])
+def test_one_exponential_discharge_is_column_discharge_bit_for_bit(chip, s):
+    law = chip.drain_law.scaled(s)
+    swing = torch.linspace(0.0, 3.0, 20001, dtype=torch.float32)
+    assert torch.equal(physical._line_voltages(law, P["vdd"], swing), discharge(swing, law))
+
+
+def test_streamed_run_equals_the_run_on_all_chips():
+    m = map_network(make_folded(), P)
+    x = random_codes(300, seed=4)
+    whole = run(m, Chip(P, n_chips=2, seed=5), x, noise_seed=6, batch=128).labels
+    streamed = run_streamed(m, P, x, 2, seed=5, chips_per_group=1, batch=128, noise_seed=6).labels
+    assert torch.equal(whole, streamed)
+    with pytest.raises(ValueError, match="chips_per_group"):
+        run_streamed(m, P, x, 3, chips_per_group=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_path_gives_the_cpu_decisions():
+    w, x = _weights(7), _codes(8, 3000)
+    cpu = Chip(P, n_chips=2, seed=9, device="cpu").program(w).evaluate(x, noise_seed=10, dv=True)
+    gpu = Chip(P, n_chips=2, seed=9, device="cuda").program(w).evaluate(x, noise_seed=10, dv=True)
+    dv = gpu.dv.cpu()
+    assert float((dv - cpu.dv).abs().max()) < 1e-3 * P["comp_noise_sigma"] + 1e-6
+    differ = gpu.decisions.cpu() != cpu.decisions
+    assert int(differ.sum()) <= max(1, differ.numel() // 100_000)          # only decisions at a rounding tie
+    m = map_network(make_folded(), P)
+    xs = random_codes(500, seed=11)
+    lc = run(m, Chip(P, n_chips=2, seed=12, device="cpu"), xs, noise_seed=13).labels
+    lg = run(m, Chip(P, n_chips=2, seed=12, device="cuda"), xs, noise_seed=13).labels
+    assert float((lc != lg).double().mean()) <= 1e-3
