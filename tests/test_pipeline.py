@@ -540,3 +540,20 @@ def test_readme_says_what_reruns_how_to_force_and_how_to_leave_a_cited_range():
     for needle in ("FORCE=1", "DRY=1", "FAST=1", "override", "scratch/"):
         assert needle in text, f"README does not mention {needle}"
     assert "about 6 minutes" not in text and "make figures` reruns every notebook" not in text
+
+
+def test_readme_run_times_are_written_by_the_pipeline(tmp_path):
+    """README's measured times come from the pipeline's own timings, between markers; no markers, no change."""
+    from ibnn.repro import pipeline as pl
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{pl.TIMES_START}\nold\n{pl.TIMES_END}\nrest\n")
+    timings = {"01_data": {"seconds": 10.0, "profile": "full"}, "05_x": {"seconds": 150.0, "profile": "full"},
+               "06_y": {"seconds": 3.0, "profile": "fast"}}
+    assert pl.record_times(tmp_path, ["01_data", "05_x", "06_y"], timings)
+    text = readme.read_text()
+    assert "| `01_data` | 10 s |" in text and "| `05_x` | 2.5 min |" in text and "06_y" not in text
+    assert "| all | 2.7 min |" in text and "old" not in text and text.endswith("rest\n")
+    assert not pl.record_times(tmp_path, ["01_data", "05_x"], timings)           # unchanged
+    (tmp_path / "README.md").write_text("no markers\n")
+    assert not pl.record_times(tmp_path, ["01_data"], timings)

@@ -150,7 +150,34 @@ def _run(root: Path, profile: str, force, only, dry_run: bool) -> int:
         io.atomic_write_json(_timings(root), timings)
     if not dry_run:
         _summary(root, profile, nbs, ran, time.time() - t_all)
+        if profile == "full" and ran:
+            record_times(root, [p.stem for p in nbs], timings)
     return 0
+
+
+TIMES_START, TIMES_END = "<!-- run-times:start (written by make figures) -->", "<!-- run-times:end -->"
+
+
+def record_times(root: Path, stems: list[str], timings: dict) -> bool:
+    """Write the measured wall time of each notebook's last full-profile run on this machine (with its CPU count
+    and load) into README between the run-times markers, when `root` holds a README with them (the repository:
+    the committed record). Returns whether README changed."""
+    readme = root / "README.md"
+    text = readme.read_text() if readme.is_file() else ""
+    if TIMES_START not in text or TIMES_END not in text:
+        return False
+    rows = [(s, timings[s]["seconds"]) for s in stems if timings.get(s, {}).get("profile") == "full"]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    table = "\n".join(["| notebook | wall time of its last full run |", "| --- | --- |"]
+                      + [f"| `{s}` | {_fmt_s(sec)} |" for s, sec in rows]
+                      + [f"| all | {_fmt_s(sum(sec for _, sec in rows))} |", "",
+                         f"Measured by `make figures` on {os.cpu_count()} CPU cores, load average {load:.1f} at the "
+                         f"end of the run, {time.strftime('%Y-%m-%d')}."])
+    start, end = text.index(TIMES_START) + len(TIMES_START), text.index(TIMES_END)
+    new = text[:start] + "\n" + table + "\n" + text[end:]
+    if new != text:
+        io.atomic_write_text(readme, new)
+    return new != text
 
 
 def retire(root: Path, stamps: dict, stems: set[str], dry_run: bool) -> list[str]:
