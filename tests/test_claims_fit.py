@@ -36,6 +36,8 @@ def test_second_column_adds_fit_entry():
     out = CF.second_column(ledger, _results())
     assert out[0]["fit"]["holds"] and out[0]["fit"]["column"] == CF.FIT_COLUMN
     assert "fit" not in out[1] and "fit" not in ledger[0]
+    drop = CF.second_column([{"id": "accuracy_drop", "holds": False}], _results())[0]["fit"]
+    assert drop["reproduced"] == pytest.approx(2.0) and not drop["holds"]      # the naive drop beside the naive row
 
 
 def test_specs_fit_the_ledger_claim_fields():

@@ -199,7 +199,8 @@ def _claim_table(rows: list[dict]) -> list[str]:
     """A section of claims; with the fit's column ("paper-consistent fit", its own tolerance and verdict) beside
     the cited defaults where the rows carry one."""
     fit = any(r.get("fit") for r in rows)
-    head = "| claim | paper | cited defaults (95% CI) | tolerance | holds |"
+    at_fit = all(r["section"] == claims_fit.FIT_SECTION for r in rows)
+    head = f"| claim | paper | {'at the fit' if at_fit else 'cited defaults (95% CI)'} | tolerance | holds |"
     head += " paper-consistent fit | holds (fit) |" if fit else ""
     lines = [head + " assumptions |", "| --- " * (head.count("|")) + "|"]
     for r in rows:
