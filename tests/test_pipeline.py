@@ -497,8 +497,9 @@ def test_second_pipeline_on_same_root_is_refused(project):
 def test_a_readme_table_that_differs_from_claims_json_makes_its_notebook_stale(tmp_path, monkeypatch):
     from ibnn.repro import claims
     from ibnn.repro import stamps as st
-    rows = [{"id": "x", "claim": "c", "paper": 1.0, "reproduced": 1.0, "unit": "%", "tolerance": 0.1,
-             "holds": True, "assumptions": "a"}]
+    rows = [{"section": claims.PAPER_SECTION, "id": "x", "claim": "c", "paper": 1.0, "reproduced": 1.0, "unit": "%",
+             "ci95": None, "tolerance": 0.1, "holds": True, "vs": None, "source": "s:x", "assumptions": "a",
+             "fit": None}]
     io.atomic_write_json(tmp_path / "results" / "claims.json", rows)
     readme = tmp_path / "README.md"
     readme.write_text(f"{claims.README_START}\n{claims.markdown_table(rows)}\n{claims.README_END}\n")
