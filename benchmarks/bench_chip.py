@@ -23,8 +23,8 @@ import torch
 from ibnn import params
 from ibnn.circuit.chip import Chip
 
-TARGET_CHIP = 5.0         # issue 13: one chip at most 5x the float32 product of the same shape
-TARGET_DRAW_S = 1.0       # issue 13: drawing 100 chips under 1 s
+TARGET_CHIP = 5.0         # target: one chip at most 5x the float32 product of the same shape
+TARGET_DRAW_S = 1.0       # target: drawing 100 chips under 1 s (sweeps draw chips per point)
 
 
 def sync(dev) -> None:

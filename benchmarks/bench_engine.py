@@ -1,4 +1,4 @@
-"""Overheads of the sweep engine (issue #12): LocalCluster start-up and close, time per point on a LocalCluster
+"""Overheads of the sweep engine: LocalCluster start-up and close, time per point on a LocalCluster
 against in-process for trivial points (chunk sizes 1 and 10) and for points of real work (sleep), and the time
 to take a fully cached sweep from the cache.
 

@@ -1,4 +1,4 @@
-"""Training benchmark (issue 13): notebook 03's training before and after batching, on this machine's CPU.
+"""Training benchmark: notebook 03's training before and after batching, on this machine's CPU.
 
 Notebook 03 trains its candidate topologies on the first seed, picks the best on the validation split and trains
 it over the other seeds. Before: ibnn.nn.train_bnn, one network after another (the notebook's former loop).
@@ -34,8 +34,8 @@ from ibnn import data
 from ibnn import nn as C
 from ibnn.repro import io, provenance
 
-TARGET_RATIO = 0.5        # issue 13: at most half the time
-TARGET_MEAN_ACC = 0.94    # issue 13: three-seed mean test accuracy at least 94.0%
+TARGET_RATIO = 0.5        # target: at most half the time of training one by one
+TARGET_MEAN_ACC = 0.94    # target: three-seed mean test accuracy at least 94.0% (the paper's 94%)
 
 
 def notebook_plan():

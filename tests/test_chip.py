@@ -151,7 +151,7 @@ def test_separable_approximation_error_bound(chips):
 def test_dv_matches_exact_row_sums(chips):
     """dV from the chip against the exact per-cell model summed in float64 and the same closed form: each cell's
     charge is its start-of-pulse current x t_eval x the window charge q(c), and the word-line kick takes
-    a(c) x (mean first-pass drop of all 2 x cols lines) of it (issue 10: both are in the chip since then)."""
+    a(c) x (mean first-pass drop of all 2 x cols lines) of it, both in the chip."""
     from ibnn.circuit.column import discharge
     codes = _codes(10, 4)
     codes[:, 81:] = 0

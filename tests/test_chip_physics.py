@@ -1,4 +1,4 @@
-"""The chip model's mechanisms from the word-line and comparator physics (issue 10): replica mismatch per row,
+"""The chip model's mechanisms from the word-line and comparator physics: replica mismatch per row,
 the window charge, the word-line kick of the falling bit-lines, physical temporal noise, the comparator's
 common-mode offset; their draws come after the earlier ones; a column subset evaluates like the full array."""
 import dataclasses

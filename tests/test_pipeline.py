@@ -194,7 +194,8 @@ def test_the_committed_record_embeds_its_figures_and_holds_no_absolute_path():
     stamps = st.load(io.REPO_ROOT)
     current = {k: e for k, e in stamps.items() if not e.get("legacy")}
     if not current:
-        pytest.skip("results/pipeline_stamps.json predates issue 14: regenerate the record (make figures FORCE=1)")
+        pytest.skip("results/pipeline_stamps.json predates the pipeline's stamp format: regenerate the record "
+                    "(make figures FORCE=1)")
     for stem, e in sorted(current.items()):
         nb = nbformat.read(io.REPO_ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
         figs = [rel for rel in e["outputs"] if rel.startswith("figures/")]

@@ -63,11 +63,11 @@ def _within(name, published, modelled, lo, hi):
 def test_jssc2017_630_pJ_per_ten_way_decision(model):
     """JSSC 2017: 630 pJ per ten-way decision at 50 MHz, one decision per cycle (classify mode).
 
-    Band [0.5, 2]: the target of issue 10. The model is anchored, not fitted: its energy rests on assumed values
-    (the cell current per LSB, the cycle plan with the word lines settling under the precharge, the precharge
-    sizing), whose cited ranges move it by more than a factor 2 one at a time (notebook 06's tornado); a factor 2
-    is what a physics-argued model of an unpublished circuit can claim. It lies above the silicon because the cells
-    conduct against the precharge for the whole settling time of the slowest code; a real design may enable the word
+    Band [0.5, 2]: a factor of two, what a physics-argued model of an unpublished circuit can claim. The model is
+    anchored, not fitted: its energy rests on assumed values (the cell current per LSB, the cycle plan with the word
+    lines settling under the precharge, the precharge sizing), whose cited ranges move it by more than a factor 2
+    one at a time (notebook 06's tornado). It lies above the silicon because the cells conduct against the
+    precharge for the whole settling time of the slowest code; a real design may enable the word
     lines later with a faster drive (notebook 06, DAC gating)."""
     _within("630 pJ per decision", JSSC2017["energy_per_decision_J"], model["energies"]["imc_J"], 0.5, 2.0)
 

@@ -109,7 +109,7 @@ def test_sweeps_cover_every_mechanism_and_state_their_resolution():
 def test_tops_per_w_is_ops_over_energy_of_the_same_run():
     r06, r07 = load("06_energy"), load("07_efficiency")
     if "all_rows" not in r06 or "workload_ops" not in r07.get("headline", {}):
-        pytest.skip("results/06 and 07 predate the all-rows workload (issue 10): rerun make figures")
+        pytest.skip("results/06 and 07 predate the all-rows workload: rerun make figures")
     P = params.load()
     imc = {"n_cycles": r06["n_cycles"], "array_J": r06["energy_per_inference_imc_array_J"],
            "macro_J": r06["energy_per_inference_imc_macro_J"], "total_J": r06["energy_per_inference_imc_J"]}
@@ -127,7 +127,7 @@ def test_tops_per_w_is_ops_over_energy_of_the_same_run():
 def test_silicon_check_and_word_line_settling():
     r02, r06 = load("02_circuit_models"), load("06_energy")
     if "wl_settling" not in r02 or "silicon_check" not in r06:
-        pytest.skip("results/02 and 06 predate the word-line physics (issue 10): rerun make figures")
+        pytest.skip("results/02 and 06 predate the word-line physics: rerun make figures")
     s = r02["wl_settling"]
     assert len(s["codes"]) == len(s["t_settle_s"]) and max(s["t_settle_s"]) <= s["t_allotted_s"]
     c = r06["silicon_check"]

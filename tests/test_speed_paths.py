@@ -1,4 +1,4 @@
-"""The fast paths of the chip and of running a mapped network (issue 13) compute what the plain formulations do:
+"""The fast paths of the chip and of running a mapped network compute what the plain formulations do:
 table look-up line sums == the factored product, one-exponential discharge == column.discharge, a streamed run
 == the run on all chips at once, and the CUDA path == the CPU path (skipped where no CUDA device exists)."""
 from __future__ import annotations

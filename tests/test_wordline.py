@@ -36,7 +36,7 @@ def test_small_codes_settle_last_and_every_code_settles_in_time(wl, plan):
     ts = wl.settle_times()
     assert ts[0] == 0.0
     assert bool((np.diff(ts[1:]) < 0).all())          # more DAC current: faster slew and smaller tau
-    assert ts.max() <= plan.t_allot                    # the done-when: every code within its time
+    assert ts.max() <= plan.t_allot                    # every code settles within its allotted time
 
 
 def test_settling_time_scales_as_c_over_k():

@@ -9,7 +9,7 @@ sobol      Sobol first-order and total indices (SALib) with bootstrap intervals,
 jointfit   the point closest to the defaults (in units of each range) at which every target band holds
 toys       tiny analytic point functions (Ishigami, a slow one, a failing one) for tests and examples
 
-The paper-consistent fit of notebook 09 (issue 12):
+The paper-consistent fit of notebook 09:
 paperpoint the point function: the JETCAS figures (drop on simulated chips, naive and corrected; energy, ratio,
            TOPS/W, TOPS/mm2) at a point's operating-point choices, and the silicon check in the prototype's own
            configuration, all through the cost room's energy study (uses `correct` for the per-chip correction)

@@ -58,7 +58,7 @@ def resolutions(software: dict, chips: dict, sweep: dict) -> dict:
 
 def assemble(config: BoostConfig, sizes: Sizes, software, linear: dict, standard: dict, s784: dict, chips: dict,
              alone: dict, sweep: dict, energy: dict) -> dict:
-    """The notebook's results: the issue's keys first, then everything they come from."""
+    """The notebook's results: the headline keys first, then everything they come from."""
     v = verdict(chips)
     sw = software.as_dict()
     keep = ("mean", "ci95", "se", "n_chips", "n_images", "ci_method", "drop", "resolution",
