@@ -12,7 +12,8 @@ mapping   the BNN placed on one 128 x 128 array, weights stationary             
 analysis  accuracy over chips and its statistics, per-chip correction, noise-aware training,
           sweeps, sensitivity                                                               (05)
 cost      energy with its scopes, digital baseline, ops and TOPS, area, published macros   (06, 07)
-explore   the parameter space as a whole: cached sweeps on dask, Sobol indices, the joint fit        (09)
+jssc      the prototype's own boosted binary-weight classifiers (JSSC 2017) on the chip  (08)
+explore   the parameter space as a whole: cached sweeps on dask, Sobol indices, the joint fit  (09)
 repro     provenance, the pipeline (`make figures`), the claims ledger, notebook helpers    (10)
 """
 

@@ -36,7 +36,7 @@ _CACHE: dict = {}
 def precharge_device(P: _params.ParamSet) -> PrechargeDevice:
     """The precharge PMOS of P (see the module docstring), cached per parameter values within the process."""
     P = _params.require(P)
-    key = tuple((n, P[n]) for n in sorted(P.names("circuit")))       # circuit constants only
+    key = P.key()             # every value, not a read: the pipeline records only what the computation reads
     if key not in _CACHE:
         if len(_CACHE) > 32:
             _CACHE.clear()

@@ -313,7 +313,7 @@ _TABLES: dict = {}
 def drive_tables(P: _params.ParamSet) -> DriveTables:
     """The nominal row's DriveTables of P (settle="precharge"), cached per parameter values within the process."""
     P = _params.require(P)
-    key = tuple((n, P[n]) for n in sorted(P.names("circuit")))       # circuit constants only
+    key = P.key()             # every value, not a read: the pipeline records only what the computation reads
     if key not in _TABLES:
         wl, plan = WordLine(P), CyclePlan.from_params(P)
         ch = wl.charges(plan)
