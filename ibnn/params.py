@@ -31,7 +31,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
-from functools import lru_cache
+from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -297,3 +297,23 @@ def require(P) -> ParamSet:
     if not isinstance(P, ParamSet):
         raise ValueError(f"P={P!r} must be an ibnn.params.ParamSet (make one with ibnn.params.load())")
     return P
+
+
+def cached_per_set(maxsize: int):
+    """Decorator: memoise `fn(P, *args)` within the process per (P.key(), args); the store is emptied when it
+    holds more than `maxsize` entries. P.key() is not a read, so the pipeline records only the entries `fn` itself reads
+    when it computes (once per notebook kernel)."""
+    def decorate(fn):
+        store: dict = {}
+
+        @wraps(fn)
+        def memo(P, *args):
+            key = (require(P).key(), *args)
+            if key not in store:
+                if len(store) > maxsize:
+                    store.clear()
+                store[key] = fn(P, *args)
+            return store[key]
+        memo.cache_clear = store.clear
+        return memo
+    return decorate

@@ -168,3 +168,26 @@ def test_shipped_parameter_set_is_complete():
         assert math.isfinite(e.value), name
         if e.kind == "fitted":
             assert e.fit, name
+
+
+def test_cached_per_set_memoises_per_values_and_records_only_what_the_computation_reads():
+    from ibnn import params
+
+    calls = []
+
+    @params.cached_per_set(2)
+    def f(P, x):
+        calls.append(x)
+        return P["vdd"] * x
+
+    P = params.load()
+    params.reset_used()
+    assert f(P, 2.0) == f(P, 2.0) == 2 * P["vdd"] and calls == [2.0]          # computed once
+    assert params.used() == ["vdd"]                                         # the key is not a read
+    assert f(P.replace(vdd=1.0), 2.0) == 2.0 and calls == [2.0, 2.0]        # other values, computed again
+    for x in (3.0, 4.0, 5.0):                                               # full: the store empties
+        f(P, x)
+    f(P, 2.0)
+    assert calls[-1] == 2.0 and len(calls) == 6
+    with pytest.raises(ValueError, match="ParamSet"):
+        f({"vdd": 1.0}, 2.0)

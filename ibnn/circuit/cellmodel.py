@@ -100,14 +100,11 @@ class CellModel:
                 + (t[iv + 1, id_] * (1 - td) + t[iv + 1, id_ + 1] * td) * tv)
 
 
-_MODEL_CACHE: dict = {}
-
-
 def cell_model(params: _params.ParamSet, compression: float, sigma_vt: float) -> CellModel:
     """CellModel, cached per (parameter values, compression, sigma_vt) within the process."""
-    key = (params.key(), float(compression), float(sigma_vt))      # params.key(): not recorded as a read
-    if key not in _MODEL_CACHE:
-        if len(_MODEL_CACHE) > 8:
-            _MODEL_CACHE.clear()
-        _MODEL_CACHE[key] = CellModel(params, compression, sigma_vt)
-    return _MODEL_CACHE[key]
+    return _cell_model(params, float(compression), float(sigma_vt))
+
+
+@_params.cached_per_set(8)
+def _cell_model(params: _params.ParamSet, compression: float, sigma_vt: float) -> CellModel:
+    return CellModel(params, compression, sigma_vt)

@@ -10,7 +10,7 @@ from ..repro.device import elementwise_threads, torch_threads
 from ..validate import check_int, check_positive
 from . import comparator as K
 from . import disturb, noise
-from .column import discharge
+from .column import discharge, discharge_ode
 from .replica import cell_current_change, replica_sigmas, shift_per_dvt
 from .wldac import WLDAC
 from .wordline import CyclePlan, WordLine, min_replica_ratio
@@ -83,24 +83,14 @@ def discharge_validation(cell, v_wl_codes, law, counts, c_bl: float, t_eval: flo
     grid = torch.linspace(0.0, vdd, n_grid + 1, dtype=torch.float64)
     i_grid = cell.current(torch.as_tensor(v_wl_codes)[None, :], grid[:, None])          # (G, codes)
     table = torch.as_tensor(counts, dtype=torch.float64) @ i_grid.T                       # (L, G)
-    i_of_v = tabulated(table, vdd)
+    i_of_v, n_lines = tabulated(table, vdd), table.shape[0]
+
+    def i_lines(v):                        # the ODE starts from one VDD: every line from the same voltage
+        return i_of_v(v.expand(n_lines))
     with torch_threads(elementwise_threads()):
-        v = _rk4(i_of_v, c_bl, check_positive("t_eval", t_eval), vdd, table.shape[0], check_int("steps", steps, 1))
+        v = discharge_ode(i_lines, c_bl, t_eval, vdd, check_int("steps", steps, 1))
     closed = discharge(table[:, -1] * t_eval / c_bl, law)
     return {"drop_ode": (vdd - v).numpy(), "err": (closed - v).numpy()}
-
-
-def _rk4(i_of_v, c_bl: float, t_eval: float, vdd: float, n_lines: int, steps: int) -> torch.Tensor:
-    """RK4 of C dV/dt = -I(V) from VDD for n_lines lines at once, clamped at the 0-V floor."""
-    h = t_eval / steps
-    v = torch.full((n_lines,), vdd, dtype=torch.float64)
-    for _ in range(steps):
-        k1 = -i_of_v(v) / c_bl
-        k2 = -i_of_v(v + 0.5 * h * k1) / c_bl
-        k3 = -i_of_v(v + 0.5 * h * k2) / c_bl
-        k4 = -i_of_v(v + h * k3) / c_bl
-        v = torch.clamp(v + h * (k1 + 2 * k2 + 2 * k3 + k4) / 6.0, min=0.0)
-    return v
 
 
 def ode_summary(drop: np.ndarray, err: np.ndarray, edges=(0.0, 0.3, 0.6, 0.9, 1.2)) -> list[dict]:

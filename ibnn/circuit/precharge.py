@@ -30,18 +30,10 @@ class PrechargeDevice:
     gain_error: float
 
 
-_CACHE: dict = {}
-
-
+@_params.cached_per_set(32)
 def precharge_device(P: _params.ParamSet) -> PrechargeDevice:
     """The precharge PMOS of P (see the module docstring), cached per parameter values within the process."""
-    P = _params.require(P)
-    key = P.key()             # every value, not a read: the pipeline records only what the computation reads
-    if key not in _CACHE:
-        if len(_CACHE) > 32:
-            _CACHE.clear()
-        _CACHE[key] = _size(P)
-    return _CACHE[key]
+    return _size(P)
 
 
 def _size(P) -> PrechargeDevice:

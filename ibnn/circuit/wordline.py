@@ -307,26 +307,17 @@ class DriveTables:
     plan: CyclePlan
 
 
-_TABLES: dict = {}
-
-
+@_params.cached_per_set(16)
 def drive_tables(P: _params.ParamSet) -> DriveTables:
     """The nominal row's DriveTables of P (settle="precharge"), cached per parameter values within the process."""
-    P = _params.require(P)
-    key = P.key()             # every value, not a read: the pipeline records only what the computation reads
-    if key not in _TABLES:
-        wl, plan = WordLine(P), CyclePlan.from_params(P)
-        ch = wl.charges(plan)
-        q1 = wl.charges(plan, mean_drop=COUPLING_DROP).q_window
-        q = ch.q_window.copy()
-        a = np.where(q > 0, (1.0 - q1 / np.where(q > 0, q, 1.0)) / COUPLING_DROP, 0.0)
-        q[0] = 1.0
-        if len(_TABLES) > 16:
-            _TABLES.clear()
-        _TABLES[key] = DriveTables(q=q, a=a, t_fight=ch.t_fight, t_tail=ch.t_tail, t_settle=ch.t_settle,
-                                   v_final=wl.v_final, i_dac=wl.i_dac, t_on=ch.t_on, t_lead=ch.t_lead,
-                                   c_node=wl.c_node, plan=plan)
-    return _TABLES[key]
+    wl, plan = WordLine(P), CyclePlan.from_params(P)
+    ch = wl.charges(plan)
+    q1 = wl.charges(plan, mean_drop=COUPLING_DROP).q_window
+    q = ch.q_window.copy()
+    a = np.where(q > 0, (1.0 - q1 / np.where(q > 0, q, 1.0)) / COUPLING_DROP, 0.0)
+    q[0] = 1.0
+    return DriveTables(q=q, a=a, t_fight=ch.t_fight, t_tail=ch.t_tail, t_settle=ch.t_settle, v_final=wl.v_final,
+                       i_dac=wl.i_dac, t_on=ch.t_on, t_lead=ch.t_lead, c_node=wl.c_node, plan=plan)
 
 
 def gated_drive_tables(P: _params.ParamSet, replica_ratio: float, corner_sigma: float | None = None) -> DriveTables:
