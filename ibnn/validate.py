@@ -70,7 +70,7 @@ def check_codes(name: str, codes, max_code: int):
     if c.dtype.is_floating_point or c.dtype == torch.bool or c.is_complex():
         raise ValueError(f"{name} must be an integer tensor with values in [0, {max_code}]; got dtype {c.dtype}")
     if c.numel():
-        lo, hi = int(c.min()), int(c.max())
+        lo, hi = (int(v) for v in torch.aminmax(c))                # one pass over the codes
         if lo < 0 or hi > max_code:
             raise ValueError(f"{name} contains {lo if lo < 0 else hi}, out of range; accepted: integers in "
                              f"[0, {max_code}]")

@@ -8,7 +8,7 @@ import torch
 from conftest import make_folded, random_codes
 
 from ibnn import params
-from ibnn.circuit import factored, physical
+from ibnn.circuit import factored, fused
 from ibnn.circuit.chip import Chip
 from ibnn.circuit.column import discharge
 from ibnn.mapping import map_network
@@ -56,7 +56,7 @@ def test_table_sums_equal_the_factored_product_within_the_rounding_bound(chip):
 def test_one_exponential_discharge_is_column_discharge_bit_for_bit(chip, s):
     law = chip.drain_law.scaled(s)
     swing = torch.linspace(0.0, 3.0, 20001, dtype=torch.float32)
-    assert torch.equal(physical._line_voltages(law, P["vdd"], swing), discharge(swing, law))
+    assert torch.equal(fused.line_voltages(law, swing), discharge(swing, law))
 
 
 def test_streamed_run_equals_the_run_on_all_chips():
@@ -83,3 +83,25 @@ def test_cuda_path_gives_the_cpu_decisions():
     lc = run(m, Chip(P, n_chips=2, seed=12, device="cpu"), xs, noise_seed=13).labels
     lg = run(m, Chip(P, n_chips=2, seed=12, device="cuda"), xs, noise_seed=13).labels
     assert float((lc != lg).double().mean()) <= 1e-3
+
+
+def test_compiled_tail_equals_the_plain_tail(chip, monkeypatch):
+    """The chip's elementwise tail compiled (torch.compile) and run eagerly: the same decisions, dv and drops to
+    float32 rounding (a few ulp of the 1-V scale, far below the 1-mV comparator noise)."""
+    x = _codes(5, 3000)
+    monkeypatch.setenv("IBNN_COMPILE", "0")
+    plain = chip.evaluate(x, noise_seed=4, dv=True, drops=True)
+    monkeypatch.setenv("IBNN_COMPILE", "1")
+    assert fused.compile_wanted("cpu") == (fused.shutil.which("c++") is not None or fused.shutil.which("g++") is not None)
+    comp = chip.evaluate(x, noise_seed=4, dv=True, drops=True)
+    assert torch.equal(plain.decisions, comp.decisions)
+    assert float((plain.dv - comp.dv).abs().max()) <= 1e-6
+    assert float((plain.drops - comp.drops).abs().max()) <= 1e-6
+
+
+def test_compile_switch_is_checked(monkeypatch):
+    monkeypatch.setenv("IBNN_COMPILE", "yes")
+    with pytest.raises(ValueError, match="IBNN_COMPILE='yes'"):
+        fused.compile_wanted("cpu")
+    monkeypatch.setenv("IBNN_COMPILE", "1")
+    assert not fused.compile_wanted("cuda")                   # CUDA runs the eager kernels

@@ -121,7 +121,7 @@ def table_sums(tabs, x: torch.Tensor, shared: bool) -> list:
     bc = x.shape[-2]
     flat = None
     if len(idx):
-        xa = x[..., idx].long()
+        xa = x.long() if len(idx) == rows else x[..., idx].long()                         # every row: no copy
         base = (idx * n_codes)[None, None, :] + (torch.arange(G, device=x.device) * rows * n_codes)[:, None, None]
         flat = (base + (xa.unsqueeze(0) if shared else xa)).reshape(G * bc, len(idx))      # (G Bc, na)
     out = []
