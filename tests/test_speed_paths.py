@@ -92,7 +92,8 @@ def test_compiled_tail_equals_the_plain_tail(chip, monkeypatch):
     monkeypatch.setenv("IBNN_COMPILE", "0")
     plain = chip.evaluate(x, noise_seed=4, dv=True, drops=True)
     monkeypatch.setenv("IBNN_COMPILE", "1")
-    assert fused.compile_wanted("cpu") == (fused.shutil.which("c++") is not None or fused.shutil.which("g++") is not None)
+    has_cxx = fused.shutil.which("c++") is not None or fused.shutil.which("g++") is not None
+    assert fused.compile_wanted("cpu", 1) == has_cxx
     comp = chip.evaluate(x, noise_seed=4, dv=True, drops=True)
     assert torch.equal(plain.decisions, comp.decisions)
     assert float((plain.dv - comp.dv).abs().max()) <= 1e-6
@@ -102,6 +103,10 @@ def test_compiled_tail_equals_the_plain_tail(chip, monkeypatch):
 def test_compile_switch_is_checked(monkeypatch):
     monkeypatch.setenv("IBNN_COMPILE", "yes")
     with pytest.raises(ValueError, match="IBNN_COMPILE='yes'"):
-        fused.compile_wanted("cpu")
+        fused.compile_wanted("cpu", 1)
     monkeypatch.setenv("IBNN_COMPILE", "1")
-    assert not fused.compile_wanted("cuda")                   # CUDA runs the eager kernels
+    assert not fused.compile_wanted("cuda", fused.COMPILE_MIN)          # CUDA runs the eager kernels
+    monkeypatch.setenv("IBNN_COMPILE", "auto")
+    assert not fused.compile_wanted("cpu", fused.COMPILE_MIN - 1)       # small evaluations stay eager
+    monkeypatch.delenv("IBNN_COMPILE")
+    assert not fused.compile_wanted("cpu", 1)

@@ -10,9 +10,12 @@ the difference and counts the decisions it moves).
 
 Compilation is one graph per kind of drain law and per set of present mechanisms (word-line kick, temporal noise),
 for any shape (dynamic) and any parameter values (the constants travel as one tensor, `Consts`), so a process
-compiles it once (a few seconds; inductor caches the code on disk across processes). IBNN_COMPILE=0 runs the plain
-function; without a C++ compiler (torch.compile's requirement on the CPU) or on CUDA (where the eager kernels are
-fast already) the plain function runs too.
+compiles it once (5-20 s on 2 cores, mostly importing inductor; the generated code is cached on disk across
+processes). So by default (IBNN_COMPILE=auto) only evaluations of at least COMPILE_MIN decisions run compiled, and
+small ones (tests, the quick profile) never pay for it; IBNN_COMPILE=1 compiles every evaluation, 0 none. Without a
+C++ compiler (torch.compile's requirement on the CPU) or on CUDA (where the eager kernels are fast already) the
+plain function runs. The two forms differ only in float32 rounding (below 1e-6 V, tested), so a decision can change
+only where it lies that close to its reference.
 """
 from __future__ import annotations
 
@@ -25,6 +28,11 @@ import warnings
 import torch
 
 from .column import DrainLaw, discharge
+
+#: decisions (chips x inputs x columns) of one evaluation from which IBNN_COMPILE=auto compiles the tail: the first
+#: compilation in a process costs about 5-20 s (importing and running inductor; its code is cached on disk), which
+#: the compiled loops repay at about 1e7 decisions on 2 cores
+COMPILE_MIN = 1 << 23
 
 #: the order of the constants in the tensor `consts` passes to `tail`
 CONST_NAMES = ("volts_per_lsb", "vdd", "s_knee", "b1", "b2", "c1", "r1", "c2", "r2", "cm_scale", "cm_v0",
@@ -131,13 +139,16 @@ def tail_plain(full, kick, nz, ref, off, diff, grid_w, k, ideal: bool = False, l
     return dec, dv, d_bl, d_blb
 
 
-def compile_wanted(device) -> bool:
-    """Whether `tail` runs compiled: on the CPU, unless IBNN_COMPILE=0, when a C++ compiler is found."""
-    env = os.environ.get("IBNN_COMPILE", "1")
-    if env not in ("0", "1"):
-        raise ValueError(f"IBNN_COMPILE={env!r} is not accepted; accepted: '1' (compile the chip's elementwise "
-                         f"tail on the CPU, the default) or '0' (run it eagerly)")
-    if env == "0" or torch.device(device).type != "cpu":
+def compile_wanted(device, n_decisions: int) -> bool:
+    """Whether `tail` runs compiled for an evaluation of n_decisions (chips x inputs x columns): IBNN_COMPILE=1
+    always, 0 never, auto (the default) on the CPU from COMPILE_MIN decisions up, where the compiled loops repay
+    the first compilation in the process; on CUDA (fast eager kernels) or without a C++ compiler: never."""
+    env = os.environ.get("IBNN_COMPILE", "auto")
+    if env not in ("0", "1", "auto"):
+        raise ValueError(f"IBNN_COMPILE={env!r} is not accepted; accepted: 'auto' (the default: compile the chip's "
+                         f"elementwise tail on the CPU for evaluations of at least {COMPILE_MIN} decisions), '1' "
+                         f"(always) or '0' (never: eager)")
+    if env == "0" or torch.device(device).type != "cpu" or (env == "auto" and n_decisions < COMPILE_MIN):
         return False
     if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
         _warn_once("no C++ compiler found (torch.compile needs one on the CPU): the chip's tail runs eagerly")

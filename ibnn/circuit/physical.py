@@ -84,7 +84,7 @@ def evaluate_physical(chip, codes, theta, sel, want_dv, want_drops, noise_seed, 
     grid, grid_w = fused.cm_table(chip)
     k = fused.consts(chip, grid).to(dev)
     law = None if (chip.drain_law.ideal or fused.two_piece(chip.drain_law)) else chip.drain_law
-    kw = dict(ideal=chip.drain_law.ideal, law=law, compiled=fused.compile_wanted(dev))
+    kw = dict(ideal=chip.drain_law.ideal, law=law, compiled=fused.compile_wanted(dev, n * B * C))
     off = chip.offset.to(torch.float32).to(dev)[:, None, :]
     diff = (chip.offset_p - chip.offset_n).to(torch.float32).to(dev)[:, None, :]
     pick = (lambda t: t) if sel is None else (lambda t: t[..., sel])
