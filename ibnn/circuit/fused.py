@@ -10,8 +10,7 @@ the difference and counts the decisions it moves).
 
 Compilation is one graph per kind of drain law and per set of present mechanisms (word-line kick, temporal noise),
 for any shape (dynamic) and any parameter values (the constants travel as one tensor, `Consts`), so a process
-compiles it once (5-20 s on 2 cores, mostly importing inductor; the generated code is cached on disk across
-processes). So by default (IBNN_COMPILE=auto) only evaluations of at least COMPILE_MIN decisions run compiled, and
+compiles it once (seconds, mostly importing inductor; the generated code is cached on disk across processes). So by default (IBNN_COMPILE=auto) only evaluations of at least COMPILE_MIN decisions run compiled, and
 small ones (tests, the quick profile) never pay for it; IBNN_COMPILE=1 compiles every evaluation, 0 none. Without a
 C++ compiler (torch.compile's requirement on the CPU) or on CUDA (where the eager kernels are fast already) the
 plain function runs. The two forms differ only in float32 rounding (below 1e-6 V, tested), so a decision can change
@@ -30,8 +29,8 @@ import torch
 from .column import DrainLaw, discharge
 
 #: decisions (chips x inputs x columns) of one evaluation from which IBNN_COMPILE=auto compiles the tail: the first
-#: compilation in a process costs about 5-20 s (importing and running inductor; its code is cached on disk), which
-#: the compiled loops repay at about 1e7 decisions on 2 cores
+#: compilation in a process costs seconds (importing and running inductor; its code is cached on disk), which the
+#: compiled loops repay only on evaluations of this order (benchmarks/bench_chip.py measures both forms)
 COMPILE_MIN = 1 << 23
 
 #: the order of the constants in the tensor `consts` passes to `tail`
