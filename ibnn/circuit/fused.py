@@ -3,18 +3,18 @@
 After the look-up sums (ibnn.circuit.factored), everything a cycle does is elementwise over (chips, inputs,
 lines): the first-pass discharge whose mean drop scales the word-line kick, the final discharge, the comparator
 offset at each decision's common mode, the temporal noise and the decision. Written as separate torch operations
-these are about 45 passes over memory, 70% of a chip's time in eager mode; `tail` is that chain written once, and
-on the CPU it runs compiled by torch.compile (inductor's C++ backend fuses it into a few loops). The compiled and
-the plain function compute the same expressions; they agree to float32 rounding (tests/test_speed_paths.py bounds
-the difference and counts the decisions it moves).
+these are dozens of passes over memory; `tail_plain` is that chain written once, and on the CPU it can run compiled
+by torch.compile (inductor's C++ backend fuses it into a few vectorised loops). The compiled and the plain function
+compute the same expressions and differ only in float32 rounding (tests/test_speed_paths.py bounds it), so a
+decision can change only where it lies that close to its reference.
 
-Compilation is one graph per kind of drain law and per set of present mechanisms (word-line kick, temporal noise),
-for any shape (dynamic) and any parameter values (the constants travel as one tensor, `Consts`), so a process
-compiles it once (seconds, mostly importing inductor; the generated code is cached on disk across processes). So by default (IBNN_COMPILE=auto) only evaluations of at least COMPILE_MIN decisions run compiled, and
-small ones (tests, the quick profile) never pay for it; IBNN_COMPILE=1 compiles every evaluation, 0 none. Without a
-C++ compiler (torch.compile's requirement on the CPU) or on CUDA (where the eager kernels are fast already) the
-plain function runs. The two forms differ only in float32 rounding (below 1e-6 V, tested), so a decision can change
-only where it lies that close to its reference.
+The compiled form is one graph per kind of drain law, for any shape (dynamic), any parameter values (the constants
+travel as one tensor, `consts`) and any set of mechanisms (`tail` passes an absent kick or noise as zeros), so a
+process compiles it once: seconds, mostly importing inductor (the generated code is cached on disk across
+processes). By default (IBNN_COMPILE=auto) only evaluations of at least COMPILE_MIN decisions run compiled, so small
+ones (tests, the quick profile) never pay for it; IBNN_COMPILE=1 compiles every evaluation, 0 none. Without a C++
+compiler (torch.compile's requirement on the CPU) or on CUDA (where the eager kernels are fast already) the plain
+function runs.
 """
 from __future__ import annotations
 
@@ -165,6 +165,18 @@ def _compiled():
     return torch.compile(tail_plain, dynamic=True)
 
 
-def tail(*args, compiled: bool, **kw):
-    """`tail_plain`, compiled (see the module docstring) when `compiled`."""
-    return (_compiled() if compiled else tail_plain)(*args, **kw)
+def tail(full, kick, nz, ref, off, diff, grid_w, k, *, ideal: bool, law: DrainLaw | None, compiled: bool):
+    """`tail_plain`, compiled (see the module docstring) when `compiled` and the law is one `tail_plain` writes out.
+
+    The compiled form is called with one signature, so a process compiles it once per kind of law: chips and inputs
+    flattened into rows (a group of one chip would otherwise be a graph of its own), per-chip references and offsets
+    expanded to rows, every input a tensor of its own (detached: no view of a differently shaped base), and an absent
+    kick or noise passed as zeros (exact: subtracting or adding zero)."""
+    if not compiled or law is not None:
+        return tail_plain(full, kick, nz, ref, off, diff, grid_w, k, ideal=ideal, law=law)
+    G, B, C2 = full.shape
+    kick = torch.zeros_like(full) if kick is None else kick
+    nz = torch.zeros(G, B, C2 // 2, dtype=full.dtype, device=full.device) if nz is None else nz
+    rows = lambda t: t.expand(G, B, t.shape[-1]).reshape(G * B, t.shape[-1]).contiguous().detach()  # noqa: E731
+    out = _compiled()(rows(full), rows(kick), rows(nz), rows(ref), rows(off), rows(diff), grid_w, k, ideal=ideal)
+    return tuple(o.view(G, B, -1) for o in out)
