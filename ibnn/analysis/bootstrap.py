@@ -104,7 +104,7 @@ def replicates(mats: Sequence, softs: Sequence | None = None, n_boot: int = 2000
     over = check_choice("over", over, tuple(METHODS))
     n_boot = check_int("n_boot", n_boot, 1, 10 ** 6)
     seed = check_int("seed", seed, 0)
-    C = torch.stack([torch.as_tensor(m, dtype=torch.float32) for m in mats])          # (M, nc, ni)
+    C = torch.stack([torch.as_tensor(m, dtype=torch.float64) for m in mats])          # (M, nc, ni)
     M, nc, ni = C.shape
     S = (torch.zeros(M, ni, dtype=torch.float64) if softs is None else
          torch.stack([torch.as_tensor(s, dtype=torch.float64) for s in softs]))
@@ -115,10 +115,12 @@ def replicates(mats: Sequence, softs: Sequence | None = None, n_boot: int = 2000
             r = min(BLOCK, n_boot - b0)
             U = _counts(g_c, BLOCK, nc)[:r] if over != "images" else torch.ones(r, nc)
             V = _counts(g_i, BLOCK, ni)[:r] if over != "chips" else torch.ones(r, ni)
-            Vd = V.double()
+            Vd, Ud = V.double(), U.double()
             for m in range(M):
-                uc = (U @ C[m]).double()                                                  # (r, ni)
-                out[m, b0:b0 + r] = (Vd @ S[m]) / ni - (uc * Vd).sum(1) / (nc * ni)
+                # sum_ij U_bi C_ij V_bj as (U * (V C^T)).sum: one (r, ni) x (ni, nc) product instead of an (r, ni)
+                # matrix of chip sums times V (exact either way for integer C: every partial sum is an integer)
+                cv = Vd @ C[m].T                                                          # (r, nc)
+                out[m, b0:b0 + r] = (Vd @ S[m]) / ni - (Ud * cv).sum(1) / (nc * ni)
     return out
 
 
