@@ -4,13 +4,14 @@ calls.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
 from ..published import PAPER
 from .claims_fit import fitted_values_text
-from .engine import run_sweep
-from .jointfit import joint_fit
-from .paperfit import DROP_TOL, ModelPoint, WithConstants, band_figures, paper_bands, screen, verify
+from .engine import DaskEngine, run_sweep
+from .jointfit import choice_combinations, joint_fit
+from .paperfit import DROP_TOL, ModelPoint, band_figures, paper_bands, rank_screen, verify
 from .paperpoint import CHIP_FREE
 from .space import Dim, dims_from_params
 from .surrogate import measure_local
@@ -46,28 +47,35 @@ def run_fit(energy, measure, dims: Sequence[Dim], choices: Mapping[str, Sequence
        one_sided: forward differences along those chip parameters (each of their points rebuilds a chip: one
        point each instead of two; `surrogate.measure_local` states the error), central ones along the rest;
     4. verify the best with `measure`; re-centre the models at the fitted point and refit (`refine` times).
+    On a dask engine the one-point sweeps (the defaults, each centre's drop) run beside the many-point ones
+    (`together`); a round's verification is the next round's centre, measured beside its local models.
     The figures reported under the fit are always the verified ones, never the models'.
     Returns a JSON-ready record (every round, the verified figures and claims)."""
     sweep = {"cache_dir": cache_dir, "code_version": code_version}
-    at_defaults = run_sweep(measure, [{}], engine=engine, seed=seed, seed_keys=(), desc="defaults", **sweep).results[0]
+    combos = choice_combinations(choices)
+    at_defaults, at_combos = together(
+        engine, lambda: run_sweep(measure, [{}], engine=engine, seed=seed, seed_keys=(), desc="defaults",
+                                  **sweep).results[0],
+        lambda: run_sweep(energy, combos, engine=engine, seed=seed, seed_keys=(), desc="screen", **sweep).results)
     half = 0.5 * (at_defaults[f"drop_{drop}_hi"] - at_defaults[f"drop_{drop}_lo"])
     kw = {"drop": drop, "silicon_factor": silicon_factor, "drop_halfwidth": half, "shrink": shrink}
     drops = {k: at_defaults[k] for k in DROPS}
-    screened = screen(WithConstants(energy, drops), choices, selections, kw, engine, seed=seed, **sweep)
+    screened = rank_screen(combos, [{**f, **drops} for f in at_combos], selections, kw)
     top = screened[:n_fits]
     centres = [dict(s.choices) for s in top]
-    rounds = []
+    rounds, last = [], None
     for r in range(refine + 1):
         fits = [_fit_one(energy, measure, dropper, dims, s, c, kw, step, engine, seed, sweep, one_sided)
                 for s, c in zip(top, centres)]
         fits.sort(key=lambda f: (not f["fit"]["feasible"], f["fit"]["best"]["distance"] if f["fit"]["feasible"]
                                  else f["fit"]["best"]["violation"]))
-        best = fits[0]
-        ver = verify(measure, best["fit"]["best"]["point"], best["selection"], kw, engine, seed=seed, **sweep)
-        rounds.append(_round_record(r, fits, ver, step, drop))
+        if last is not None:      # the previous best is this round's centre: measured with its local models
+            rounds.append(_verified_round(measure, last, kw, engine, seed, sweep, drop))
+        last = (r, fits, step)
         centres = [f["fit"]["best"]["point"] for f in fits]
         top = [f["screened"] for f in fits]
         step = step / 2
+    rounds.append(_verified_round(measure, last, kw, engine, seed, sweep, drop))
     return {"bands": {"drop": drop, "silicon_factor": silicon_factor, "drop_halfwidth_in_fit": half,
                       "shrink_in_fit": shrink},
             "local_models": {"drop_modelled": dropper is not None, "one_sided_chip_dimensions": bool(one_sided)},
@@ -92,10 +100,11 @@ def _fit_one(energy, measure, dropper, dims, scr, centre, kw, step, engine, seed
                                **sweep)
         const, drop_c, drop_res = {}, models[drop_name].y0, "fit"
     else:
-        models = measure_local(energy, [n for n in names if n != drop_name], dims, centre, step, engine,
-                               seed=seed, log=logs, one_sided=fwd, **sweep)
-        at_c = run_sweep(measure, [centre], engine=engine, seed=seed, seed_keys=(), desc="drop at centre",
-                         **sweep).results[0]
+        models, at_c = together(
+            engine, lambda: measure_local(energy, [n for n in names if n != drop_name], dims, centre, step, engine,
+                                          seed=seed, log=logs, one_sided=fwd, **sweep),
+            lambda: run_sweep(measure, [centre], engine=engine, seed=seed, seed_keys=(), desc="drop at centre",
+                              **sweep).results[0])
         const, drop_c, drop_res = {drop_name: at_c[drop_name]}, at_c[drop_name], "verify"
     point = ModelPoint(models, const)
     r = joint_fit(point, dims, paper_bands(**scr.selection, **kw), fixed=dict(scr.choices), engine="inprocess",
@@ -103,6 +112,24 @@ def _fit_one(energy, measure, dropper, dims, scr, centre, kw, step, engine, seed
     return {"screened": scr, "choices": scr.choices, "selection": scr.selection, "changed": scr.changed,
             "fit": r.as_dict(), "models": {k: m.as_dict() for k, m in models.items()},
             "drop_at_centre": drop_c, "drop_at_centre_resolution": drop_res}
+
+
+def together(engine, *calls) -> list:
+    """The results of the zero-argument calls (each a sweep), in order: submitted at once from threads where
+    the engine is a dask one (a one-point sweep then does not leave the other workers idle), one after the
+    other otherwise (the in-process engine's caches are not for threads)."""
+    if not isinstance(engine, DaskEngine) or len(calls) < 2:
+        return [c() for c in calls]
+    with ThreadPoolExecutor(len(calls)) as ex:
+        return [f.result() for f in [ex.submit(c) for c in calls]]
+
+
+def _verified_round(measure, last, kw, engine, seed, sweep, drop) -> dict:
+    """The record of round `last` = (r, fits, step), its best point measured by the real model."""
+    r, fits, step = last
+    best = fits[0]
+    ver = verify(measure, best["fit"]["best"]["point"], best["selection"], kw, engine, seed=seed, **sweep)
+    return _round_record(r, fits, ver, step, drop)
 
 
 def _round_record(r: int, fits: list, ver: dict, step: float, drop: str) -> dict:
