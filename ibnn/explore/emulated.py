@@ -144,14 +144,14 @@ class EmulatedSobol:
     surfaces: dict
     n_base: int
     n_points: int
-    n_refits: int
+    n_jackknife: int
     conf_level: float
     inert: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """For a results file."""
         return {"inputs": [d.name for d in self.dims], "n_base": self.n_base, "n_points": self.n_points,
-                "n_refits": self.n_refits, "conf_level": self.conf_level, "inert": self.inert,
+                "n_jackknife": self.n_jackknife, "conf_level": self.conf_level, "inert": self.inert,
                 "surfaces": {o: s.as_dict() for o, s in self.surfaces.items()},
                 "indices": {o: {ix.name: ix.as_dict() for ix in v} for o, v in self.indices.items()},
                 "ranking": {o: [ix.name for ix in sorted(v, key=lambda ix: -ix.ST)] for o, v in self.indices.items()}}
