@@ -1,8 +1,12 @@
 """Overheads of the sweep engine: LocalCluster start-up and close, time per point on a LocalCluster
 against in-process for trivial points (chunk sizes 1 and 10) and for points of real work (sleep), and the time
-to take a fully cached sweep from the cache.
+to take a fully cached sweep from the cache. With --paper: the CPU seconds of notebook 09's point function
+(ibnn.explore.paperpoint) per kind of point, in this process, at the notebook's full-profile resolutions: a point
+whose change no chip reads (an energy constant, the precharge sizing), one that rebuilds the chip (vt0_n), at the
+fit's resolution (energy figures only; with the drop and its per-chip correction) and at the Sobol's (naive drop,
+no silicon check, no all-rows workload), and the verification's.
 
-Usage: .venv/bin/python benchmarks/bench_engine.py [--workers 2] [--points 400] [--repeat 3]
+Usage: .venv/bin/python benchmarks/bench_engine.py [--workers 2] [--points 400] [--repeat 3] [--paper]
 Prints one JSON object (milliseconds per point, seconds for start-up); the machine load is printed with it,
 as the numbers depend on it.
 """
@@ -44,12 +48,49 @@ def bench_cluster(n_workers: int, points, slow, repeat: int) -> dict:
     return out
 
 
+def bench_paper_point() -> dict:
+    """CPU seconds of one PaperPoint evaluation per kind (module docstring), each on a fresh chip cache."""
+    import torch
+
+    from ibnn import data, nn, params
+    from ibnn.explore import correct
+    from ibnn.explore import paperpoint as PP
+
+    P = params.load()
+    folded = nn.load_network(nn.find_checkpoint("full", None))
+    images, labels = data.load_mnist("test")
+    train, _ = data.load_mnist("train")
+    D = correct.eval_data(folded, torch.as_tensor(data.features(images[:2000])), torch.as_tensor(labels[:2000]),
+                          torch.as_tensor(data.features(train[-100:])))
+    fit, sob = PP.Resolution(1, 300, 100, 50, 200, 10), PP.Resolution(1, 200, 0, 50, 200, 10)
+    kinds = {"fit_energy": PP.PaperPoint(P, folded, D, fit, drops=False),
+             "fit_drops": PP.PaperPoint(P, folded, D, fit),
+             "sobol": PP.PaperPoint(P, folded, D, sob, silicon=False, peak=False),
+             "verify": PP.PaperPoint(P, folded, D, PP.Resolution(2, 1000, 100, 50, 200, 10))}
+    base = {"pulse": 0.35e-9, "drive": 4.0}
+    out = {}
+    for k, (name, pt) in enumerate(kinds.items()):
+        PP.clear_caches()
+        pt(base, 0)
+        f = 0.9 - 0.01 * k              # values no earlier kind used: nothing from the per-set caches
+        for change, point in (("chip_rebuilt", {"vt0_n": f * P["vt0_n"]}), ("no_chip_read", {
+                "e_comparator": f * P["e_comparator"], "precharge_sag_max": f * P["precharge_sag_max"]})):
+            c0 = time.process_time()
+            pt({**base, **point}, 0)
+            out[f"{name}_{change}_cpu_s"] = time.process_time() - c0
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--points", type=int, default=400)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--paper", action="store_true", help="CPU seconds of notebook 09's point function instead")
     a = ap.parse_args()
+    if a.paper:
+        print(json.dumps({"load_average": os.getloadavg(), **bench_paper_point()}, indent=2))
+        return
     points = [{"x": float(i)} for i in range(a.points)]
     slow = [{"x": float(i), "sleep": 0.02} for i in range(100)]
     out = {"load_average": os.getloadavg(), "cpus": os.cpu_count(), "points": a.points}

@@ -252,6 +252,17 @@ def test_real_cluster_gives_the_inprocess_results(dask_cli, monkeypatch):
     assert via_env.results == ref.results[:4] and via_env.engine.address == address
 
 
+def test_sweeps_submitted_together_give_what_they_give_one_after_the_other(dask_cli):
+    from ibnn.explore.paperstudy import together
+    procs, address = dask_cli
+    one, many = squares(1, sleep=0.2, start=100), squares(10, sleep=0.05)
+    ref = [E.run_sweep(toys.noisy_square, p, engine="inprocess").results for p in (one, many)]
+    with _engine(procs, address) as eng:
+        got = together(eng, lambda: E.run_sweep(toys.noisy_square, one, engine=eng).results,
+                       lambda: E.run_sweep(toys.noisy_square, many, engine=eng).results)
+    assert got == ref
+
+
 def test_workers_with_other_code_are_refused(dask_cli, monkeypatch):
     procs, address = dask_cli
     procs.ensure_workers(2)

@@ -51,3 +51,27 @@ def test_bad_entries_are_refused(setup):
         pp({"drive": 0.5}, 0)
     with pytest.raises(ValueError, match="gating"):
         pp({"gating": "rows"}, 0)
+
+
+def test_skipped_work_changes_no_computed_figure(setup):
+    P, folded, D, pp = setup
+    full = pp({"pulse": 0.35e-9}, 0)
+    lean = PP.PaperPoint(P, folded, D, pp.res, silicon=False, peak=False)({"pulse": 0.35e-9}, 0)
+    assert lean and not any(k.startswith(("silicon", "tops_per_w_all_rows", "energy_all_rows")) for k in lean)
+    assert lean == {k: full[k] for k in lean}
+    energy = PP.PaperPoint(P, folded, D, pp.res, drops=False)({"pulse": 0.35e-9}, 0)
+    assert energy == {k: full[k] for k in energy}          # the dropper's chip 0 is the energy point's chip
+
+
+def test_a_chip_free_entry_reuses_the_chip_and_gives_what_a_fresh_run_gives(setup):
+    P, folded, D, pp = setup
+    pt = {"precharge_sag_max": 0.8 * P["precharge_sag_max"]}
+    pp({}, 0)
+    n_chips = len(PP._CHIPS)
+    cached = pp(pt, 0)
+    assert len(PP._CHIPS) == n_chips
+    PP.clear_caches()
+    fresh = pp(pt, 0)
+    assert cached == fresh
+    assert fresh["energy_per_inference_J"] != pp({}, 0)["energy_per_inference_J"]
+    assert fresh["drop_corrected"] == pp({}, 0)["drop_corrected"]

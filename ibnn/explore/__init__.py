@@ -6,6 +6,8 @@ engine     run a point function (point dict, seed) -> dict of figures over many 
 space      ranged dimensions (cited low/high, log scale where a range spans a decade) shared by the two below
 points     the adapter from a ParamSet figure function to a point function
 sobol      Sobol first-order and total indices (SALib) with bootstrap intervals, evaluated through the engine
+emulated   the same indices of a smooth figure from a quadratic surface fitted to the real points (SALib at a
+           large N on the surface; its leave-one-out error stated)
 jointfit   the point closest to the defaults (in units of each range) at which every target band holds
 toys       tiny analytic point functions (Ishigami, a slow one, a failing one) for tests and examples
 

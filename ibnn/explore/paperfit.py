@@ -117,10 +117,17 @@ def changed_choices(choices: Mapping[str, Any], defaults: Mapping[str, Any]) -> 
 def screen(fit_point, choices: Mapping[str, Sequence], selections: Mapping[str, Sequence], bands_kw: dict,
            engine, **sweep) -> list[Screened]:
     """Every combination of choices x selections at the defaults, least violating first (ties: fewest changes)."""
-    combos, sels = choice_combinations(choices), choice_combinations(selections)
+    combos = choice_combinations(choices)
     res = run_sweep(fit_point, combos, engine=engine, seed_keys=(), desc="screen", **sweep)
+    return rank_screen(combos, res.results, selections, bands_kw)
+
+
+def rank_screen(combos: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, float]],
+                selections: Mapping[str, Sequence], bands_kw: dict) -> list[Screened]:
+    """`screen` from the figures of every combination (in `choice_combinations` order, defaults first)."""
+    sels = choice_combinations(selections)
     out = []
-    for combo, figs in zip(combos, res.results):
+    for combo, figs in zip(combos, results):
         for sel in sels:
             bands = paper_bands(**sel, **bands_kw)
             viol = sum(b.miss(figs[b.figure]) / b.scale for b in bands)

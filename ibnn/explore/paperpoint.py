@@ -27,9 +27,12 @@ is drawn from the engine's seed, so a sweep with one seed for every point (`seed
 common random numbers: the same chips (their standard-normal draws, scaled by each point's sigmas), the same
 images, the same noise streams.
 
-Chips are cached within a worker process by the circuit values they depend on (an energy- or area-only change
-reuses them; a change of t_eval or c_bl_per_cell retimes them), so the points of a Saltelli design or of a
-finite-difference Jacobian that differ only in energy constants cost milliseconds.
+Chips are cached within a worker process by the circuit values they depend on, shared by every PaperPoint of
+the same network (an energy- or area-only change, or `CHIP_FREE` = the precharge sizing, reuses them and their
+runs; a change of t_eval or c_bl_per_cell retimes them), so the points of a Saltelli design or of a
+finite-difference Jacobian that differ only in energy constants cost milliseconds. Work no requested figure reads
+is skipped (`silicon=False`: no run in the prototype's configuration; `peak=False`: no all-rows workload and no
+all-rows figures), which changes no figure that is computed.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ from ..cost import efficiency as F
 from ..cost import energy as E
 from ..cost import silicon as Si
 from ..cost.activity import network_activity
-from ..cost.study import EnergyStudy
+from ..cost.study import ENERGY_ONLY_CIRCUIT, EnergyStudy
 from ..mapping import map_network
 from ..published import JSSC2017
 from ..validate import check_choice, check_int, check_positive
@@ -57,10 +60,11 @@ from .keys import canonical_json
 CHOICES = ("supply", "pulse", "clock", "gating", "drive", "hidden_code")
 GATING = ("none", "columns")
 RETIMED = ("t_eval", "c_bl_per_cell", "c_bl", "volts_per_lsb_nominal")   # enter a Chip only via volts_per_lsb
+CHIP_FREE = ENERGY_ONLY_CIRCUIT           # circuit entries no chip, run or drive table reads (the energy's alone)
 SILICON_J = JSSC2017["energy_per_decision_J"]
-_CHIPS: dict = {}          # per process: build key -> Chip (see `_chips`)
-_RUNS: dict = {}           # per process: run key -> _Run
-_MAX_CACHED = 12
+_CHIPS: dict = {}          # per process: build key -> Chip (see `_chips`), least recently used dropped first
+_RUNS: dict = {}           # per process: run key -> _Run, and drive tables
+_MAX_CHIPS, _MAX_RUNS = 12, 96       # a run is small (activity of n_energy images); a chip holds its tables
 
 
 @dataclass(frozen=True)
@@ -113,21 +117,26 @@ class PaperPoint:
         data: `correct.EvalData` (test codes and labels, software correctness, calibration codes).
         res: Resolution.
         drops: measure the accuracy drop (False: the energy, ops and area figures only, from one chip).
+        silicon: compute the silicon check (False: no run in the prototype's configuration, no silicon_* figures).
+        peak: compute the all-rows workload (False: no energy_all_rows_cycle_J and no tops_per_w_all_rows_*).
     """
 
-    def __init__(self, P, folded, data, res: Resolution = Resolution(), drops: bool = True):
+    def __init__(self, P, folded, data, res: Resolution = Resolution(), drops: bool = True, silicon: bool = True,
+                 peak: bool = True):
         self.P, self.folded, self.data, self.res, self.drops = P, folded, data, res, bool(drops)
+        self.silicon, self.peak = bool(silicon), bool(peak)
         if res.n_images > len(data.labels) or res.n_energy > len(data.labels):
             raise ValueError(f"Resolution n_images={res.n_images}, n_energy={res.n_energy} exceed the "
                              f"{len(data.labels)} test images of the data")
         if res.n_cal > len(data.cal_codes):
             raise ValueError(f"Resolution n_cal={res.n_cal} exceeds the {len(data.cal_codes)} calibration images")
-        parts = [canonical_json(P.values()), data.digest(), _network_digest(folded), canonical_json(asdict(res)),
-                 str(self.drops)]
+        self._net = _network_digest(folded)
+        parts = [canonical_json(P.values()), data.digest(), self._net, canonical_json(asdict(res)),
+                 str(self.drops)] + ([] if self.silicon and self.peak else [f"silicon={self.silicon},peak={self.peak}"])
         self._fp = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
     def fingerprint(self) -> str:
-        """Digest of the base parameter values, the network, the data, the resolution and whether drops are
+        """Digest of the base parameter values, the network, the data, the resolution and which figures are
         measured (enters every cache key)."""
         return self._fp
 
@@ -155,7 +164,7 @@ class PaperPoint:
 
     def __call__(self, point: Mapping[str, Any], seed: int) -> dict:
         P_op, P_sil, ch = self.configs(point)
-        run = self._run(P_op, ch["hidden_code"], seed, drops=self.drops)
+        run = self._run(P_op, ch["hidden_code"], seed, drops=self.drops, peak=self.peak)
         figs = {"software_accuracy": float(self.data.soft_correct[:self.res.n_images].double().mean())}
         for name in ("naive", "corrected"):
             d = getattr(run, name)
@@ -163,8 +172,10 @@ class PaperPoint:
                 figs.update({f"drop_{name}": d["mean_drop"], f"drop_{name}_lo": d["ci95"][0],
                              f"drop_{name}_hi": d["ci95"][1]})
         figs.update(self._energy_figures(P_op, run, ch["gating"], float(ch["drive"])))
-        sil = run if (circuit_key(P_sil) == circuit_key(P_op) and ch["hidden_code"] == "auto") else \
-            self._run(P_sil, "auto", seed, drops=False)
+        if not self.silicon:
+            return figs
+        same = circuit_key(P_sil, CHIP_FREE) == circuit_key(P_op, CHIP_FREE) and ch["hidden_code"] == "auto"
+        sil = run if same else self._run(P_sil, "auto", seed, drops=False, peak=False)
         e_sil = self._study(P_sil, sil.mapping, "none").energies(P_sil, sil.activity)   # JSSC: the chip as built
         figs.update({"silicon_J": e_sil["imc_J"], "silicon_ratio": e_sil["imc_J"] / SILICON_J,
                      "silicon_log2_ratio": math.log2(e_sil["imc_J"] / SILICON_J)})
@@ -173,9 +184,9 @@ class PaperPoint:
     # --- energy, ops, area ---------------------------------------------------------------------------------
     def _tables(self, P, drive: float = 1.0):
         """The word-line drive tables of P (cached per circuit), gated `drive` times wider where drive > 1."""
-        key = ("tables", circuit_key(P), float(drive))
-        if key not in _RUNS:
-            _trim(_RUNS)
+        key = ("tables", circuit_key(P, CHIP_FREE), float(drive))
+        if _hit(_RUNS, key) is None:
+            _trim(_RUNS, _MAX_RUNS)
             _RUNS[key] = drive_tables(P) if drive == 1.0 else gated_drive_tables(P, P["replica_ratio"] * drive)
         return _RUNS[key]
 
@@ -186,17 +197,19 @@ class PaperPoint:
 
     def _energy_figures(self, P, run: _Run, gating: str, drive: float) -> dict:
         """Energy per inference (system, macro, digital), the ratio, TOPS/W for every op basis and definition
-        (macro energy; the all-rows basis from `run.all_rows`) and TOPS/mm2 for every basis, definition and area
-        scope, at the JETCAS point (`ibnn.cost.efficiency`)."""
+        (macro energy; the all-rows basis from `run.all_rows`, where measured) and TOPS/mm2 for every basis,
+        definition and area scope, at the JETCAS point (`ibnn.cost.efficiency`)."""
         study = self._study(P, run.mapping, gating, drive)
         e = study.energies(P, run.activity)
-        peak = E.imc_inference_energy(P, [run.all_rows], study.readout, False, study.tables)
+        peak = None if run.all_rows is None else \
+            E.imc_inference_energy(P, [run.all_rows], study.readout, False, study.tables)
         shapes = study.layer_shapes
         tpw = F.tops_per_w_table(P, e["imc"], shapes, study.readout, all_rows=peak)
         tpmm = F.tops_per_mm2_table(P, shapes, e["imc"]["n_cycles"])
         out = {"energy_per_inference_J": e["imc_J"], "energy_macro_J": e["imc"]["macro_J"],
-               "energy_digital_J": e["digital_J"], "energy_ratio": e["ratio"],
-               "energy_all_rows_cycle_J": peak["macro_J"]}
+               "energy_digital_J": e["digital_J"], "energy_ratio": e["ratio"]}
+        if peak is not None:
+            out["energy_all_rows_cycle_J"] = peak["macro_J"]
         for basis, defs in tpw.items():
             for d, scopes in defs.items():
                 out[f"tops_per_w_{basis}_{d}"] = scopes["macro"]
@@ -206,16 +219,18 @@ class PaperPoint:
 
     # --- chips and their runs, cached per process -----------------------------------------------------------
     def _chips(self, P, seed: int, n_chips: int):
-        key = (self.fingerprint(), circuit_key(P, RETIMED), seed, n_chips)
-        chip = _CHIPS.get(key)
+        free = {n: self.P[n] for n in CHIP_FREE if n in P and P[n] != self.P[n]}
+        P = P.replace(**free) if free else P          # the chip of P is the chip of P at the base's CHIP_FREE
+        key = (self._net, circuit_key(P, RETIMED + CHIP_FREE), seed, n_chips)   # a chip depends on nothing else
+        chip = _hit(_CHIPS, key)
         if chip is None:
-            _trim(_CHIPS)
+            _trim(_CHIPS, _MAX_CHIPS)
             chip = _CHIPS[key] = Chip(P, n_chips=n_chips, seed=seed % (2 ** 31))
         return chip if chip.params is P else chip.retimed(P)
 
-    def _run(self, P, hidden_code, seed: int, drops: bool) -> _Run:
-        key = (self.fingerprint(), circuit_key(P), str(hidden_code), seed, drops)
-        if key in _RUNS:
+    def _run(self, P, hidden_code, seed: int, drops: bool, peak: bool = True) -> _Run:
+        key = (self.fingerprint(), circuit_key(P, CHIP_FREE), str(hidden_code), seed, drops, peak)
+        if _hit(_RUNS, key) is not None:
             return _RUNS[key]
         res, d = self.res, self.data
         chips = self._chips(P, seed, res.n_chips if drops else 1)
@@ -225,15 +240,25 @@ class PaperPoint:
             noise = correct.noise_seeds(seed)
             naive, corrected, name = correct.drops(mapping, chips, d, res, noise)
         _, act = network_activity(mapping, chips, d.codes[:res.n_energy], noise_seed=seed % (2 ** 31))
-        ar_codes = Si.all_rows_codes(act[0].codes, P.int("array_rows"), res.n_all_rows, seed % (2 ** 31))
-        all_rows = Si.all_rows_activity(chips, ar_codes, mapping.bits, seed % (2 ** 31))
-        _trim(_RUNS)
+        all_rows = None
+        if peak:
+            ar_codes = Si.all_rows_codes(act[0].codes, P.int("array_rows"), res.n_all_rows, seed % (2 ** 31))
+            all_rows = Si.all_rows_activity(chips, ar_codes, mapping.bits, seed % (2 ** 31))
+        _trim(_RUNS, _MAX_RUNS)
         run = _RUNS[key] = _Run(naive, corrected, act, mapping, name, all_rows)
         return run
 
 
-def _trim(cache: dict) -> None:
-    while len(cache) >= _MAX_CACHED:
+def _hit(cache: dict, key):
+    """The cached value (moved to the end: the least recently used entry is the first), or None."""
+    value = cache.pop(key, None)
+    if value is not None:
+        cache[key] = value
+    return value
+
+
+def _trim(cache: dict, size: int) -> None:
+    while len(cache) >= size:
         cache.pop(next(iter(cache)))
 
 

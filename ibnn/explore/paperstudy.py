@@ -4,13 +4,15 @@ calls.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
 from ..published import PAPER
 from .claims_fit import fitted_values_text
-from .engine import run_sweep
-from .jointfit import joint_fit
-from .paperfit import DROP_TOL, ModelPoint, WithConstants, band_figures, paper_bands, screen, verify
+from .engine import DaskEngine, run_sweep
+from .jointfit import choice_combinations, joint_fit
+from .paperfit import DROP_TOL, ModelPoint, band_figures, paper_bands, rank_screen, verify
+from .paperpoint import CHIP_FREE
 from .space import Dim, dims_from_params
 from .surrogate import measure_local
 
@@ -29,7 +31,7 @@ def run_fit(energy, measure, dims: Sequence[Dim], choices: Mapping[str, Sequence
             selections: Mapping[str, Sequence], engine, *, dropper=None, drop: str = "corrected",
             silicon_factor: float = 2.0,
             n_fits: int = 2, refine: int = 1, shrink: float = 0.05, step: float = 0.25, seed: int = 0,
-            cache_dir=None, code_version: str | None = None) -> dict:
+            one_sided: bool = False, cache_dir=None, code_version: str | None = None) -> dict:
     """The coarse-to-fine fit (ibnn.explore.paperfit), on common random numbers throughout:
 
     1. the real model (`measure`: drops on chips, with the per-chip correction, and every energy figure) at the
@@ -40,58 +42,94 @@ def run_fit(energy, measure, dims: Sequence[Dim], choices: Mapping[str, Sequence
        measure_local` on `energy`: central differences of `step` range units, ln y for the positive figures),
        the drop measured there by `measure` (a constant of the model); the closest point where every band holds
        (or the least violating one) on those models (`joint_fit`, scipy least_squares + SLSQP); with `dropper`
-       (a PaperPoint measuring drops, at the fit's resolution) the drop gets a local model too, along the circuit
-       parameters among `dims` (the only ones a chip depends on);
+       (a PaperPoint measuring drops, at the fit's resolution) the same sweep of the dropper gives every model,
+       the drop's included (it moves along the circuit parameters among `dims` only, the ones a chip reads);
+       one_sided: forward differences along those chip parameters (each of their points rebuilds a chip: one
+       point each instead of two; `surrogate.measure_local` states the error), central ones along the rest;
     4. verify the best with `measure`; re-centre the models at the fitted point and refit (`refine` times).
+    On a dask engine the one-point sweeps (the defaults, each centre's drop) run beside the many-point ones
+    (`together`); a round's verification is the next round's centre, measured beside its local models.
     The figures reported under the fit are always the verified ones, never the models'.
     Returns a JSON-ready record (every round, the verified figures and claims)."""
     sweep = {"cache_dir": cache_dir, "code_version": code_version}
-    at_defaults = run_sweep(measure, [{}], engine=engine, seed=seed, seed_keys=(), desc="defaults", **sweep).results[0]
+    combos = choice_combinations(choices)
+    at_defaults, at_combos = together(
+        engine, lambda: run_sweep(measure, [{}], engine=engine, seed=seed, seed_keys=(), desc="defaults",
+                                  **sweep).results[0],
+        lambda: run_sweep(energy, combos, engine=engine, seed=seed, seed_keys=(), desc="screen", **sweep).results)
     half = 0.5 * (at_defaults[f"drop_{drop}_hi"] - at_defaults[f"drop_{drop}_lo"])
     kw = {"drop": drop, "silicon_factor": silicon_factor, "drop_halfwidth": half, "shrink": shrink}
     drops = {k: at_defaults[k] for k in DROPS}
-    screened = screen(WithConstants(energy, drops), choices, selections, kw, engine, seed=seed, **sweep)
+    screened = rank_screen(combos, [{**f, **drops} for f in at_combos], selections, kw)
     top = screened[:n_fits]
     centres = [dict(s.choices) for s in top]
-    rounds = []
+    rounds, last = [], None
     for r in range(refine + 1):
-        fits = [_fit_one(energy, measure, dropper, dims, s, c, kw, step, engine, seed, sweep)
+        fits = [_fit_one(energy, measure, dropper, dims, s, c, kw, step, engine, seed, sweep, one_sided)
                 for s, c in zip(top, centres)]
         fits.sort(key=lambda f: (not f["fit"]["feasible"], f["fit"]["best"]["distance"] if f["fit"]["feasible"]
                                  else f["fit"]["best"]["violation"]))
-        best = fits[0]
-        ver = verify(measure, best["fit"]["best"]["point"], best["selection"], kw, engine, seed=seed, **sweep)
-        rounds.append(_round_record(r, fits, ver, step, drop))
+        if last is not None:      # the previous best is this round's centre: measured with its local models
+            rounds.append(_verified_round(measure, last, kw, engine, seed, sweep, drop))
+        last = (r, fits, step)
         centres = [f["fit"]["best"]["point"] for f in fits]
         top = [f["screened"] for f in fits]
         step = step / 2
+    rounds.append(_verified_round(measure, last, kw, engine, seed, sweep, drop))
     return {"bands": {"drop": drop, "silicon_factor": silicon_factor, "drop_halfwidth_in_fit": half,
                       "shrink_in_fit": shrink},
+            "local_models": {"drop_modelled": dropper is not None, "one_sided_chip_dimensions": bool(one_sided)},
             "at_defaults": at_defaults,
             "screened": [{"choices": s.choices, "selection": s.selection, "violation_at_defaults": s.violation}
                          for s in screened], "n_fitted": len(top), "rounds": rounds,
             "best": rounds[-1]["best"], "verified": rounds[-1]["verified"]}
 
 
-def _fit_one(energy, measure, dropper, dims, scr, centre, kw, step, engine, seed, sweep) -> dict:
-    """Local models around `centre` for one screened combination, and the fit on them."""
+def _fit_one(energy, measure, dropper, dims, scr, centre, kw, step, engine, seed, sweep, one_sided=False) -> dict:
+    """Local models around `centre` for one screened combination, and the fit on them. With a `dropper` and
+    chip dimensions among `dims`: one sweep of the dropper gives every band figure's model (its chip 0 is the
+    energy point's chip, so the energy figures are the ones `energy` gives at fit_chips = 1; the drop's slope
+    along a dimension no chip reads is exactly 0, its run being the centre's); else the energy figures from
+    `energy` and the drop a constant measured at the centre by `measure`."""
     names, logs = band_figures(scr.selection, kw["drop"])
     drop_name = f"drop_{kw['drop']}"
-    models = measure_local(energy, [n for n in names if n != drop_name], dims, centre, step, engine, seed=seed,
-                           log=logs, **sweep)
-    at_c = run_sweep(measure, [centre], engine=engine, seed=seed, seed_keys=(), desc="drop at centre",
-                     **sweep).results[0]
-    const = {drop_name: at_c[drop_name]}
-    chip_dims = [d for d in dims if energy.P.entry(d.name).section == "circuit"]
+    chip_dims = [d for d in dims if energy.P.entry(d.name).section == "circuit" and d.name not in CHIP_FREE]
+    fwd = [d.name for d in chip_dims] if one_sided else []
     if dropper is not None and chip_dims:
-        models.update(measure_local(dropper, [drop_name], chip_dims, centre, step, engine, seed=seed, **sweep))
-        const = {}
+        models = measure_local(dropper, names, dims, centre, step, engine, seed=seed, log=logs, one_sided=fwd,
+                               **sweep)
+        const, drop_c, drop_res = {}, models[drop_name].y0, "fit"
+    else:
+        models, at_c = together(
+            engine, lambda: measure_local(energy, [n for n in names if n != drop_name], dims, centre, step, engine,
+                                          seed=seed, log=logs, one_sided=fwd, **sweep),
+            lambda: run_sweep(measure, [centre], engine=engine, seed=seed, seed_keys=(), desc="drop at centre",
+                              **sweep).results[0])
+        const, drop_c, drop_res = {drop_name: at_c[drop_name]}, at_c[drop_name], "verify"
     point = ModelPoint(models, const)
     r = joint_fit(point, dims, paper_bands(**scr.selection, **kw), fixed=dict(scr.choices), engine="inprocess",
                   n_starts=2, seed=seed, maxiter=200, ftol=1e-8)
     return {"screened": scr, "choices": scr.choices, "selection": scr.selection, "changed": scr.changed,
             "fit": r.as_dict(), "models": {k: m.as_dict() for k, m in models.items()},
-            "drop_at_centre": at_c[drop_name]}
+            "drop_at_centre": drop_c, "drop_at_centre_resolution": drop_res}
+
+
+def together(engine, *calls) -> list:
+    """The results of the zero-argument calls (each a sweep), in order: submitted at once from threads where
+    the engine is a dask one (a one-point sweep then does not leave the other workers idle), one after the
+    other otherwise (the in-process engine's caches are not for threads)."""
+    if not isinstance(engine, DaskEngine) or len(calls) < 2:
+        return [c() for c in calls]
+    with ThreadPoolExecutor(len(calls)) as ex:
+        return [f.result() for f in [ex.submit(c) for c in calls]]
+
+
+def _verified_round(measure, last, kw, engine, seed, sweep, drop) -> dict:
+    """The record of round `last` = (r, fits, step), its best point measured by the real model."""
+    r, fits, step = last
+    best = fits[0]
+    ver = verify(measure, best["fit"]["best"]["point"], best["selection"], kw, engine, seed=seed, **sweep)
+    return _round_record(r, fits, ver, step, drop)
 
 
 def _round_record(r: int, fits: list, ver: dict, step: float, drop: str) -> dict:
@@ -141,6 +179,26 @@ def unknowns(sobol_dict: Mapping[str, Any], fit: Mapping[str, Any], threshold: f
     return sorted(rows.values(), key=lambda r: -r["max_ST"])
 
 
+#: The least out-of-sample variance fraction (leave-one-out q2) at which an output's indices are taken from its
+#: fitted surface (`emulated`) rather than from the direct Saltelli design.
+Q2_MIN = 0.9
+
+
+def resolved_sobol(direct: Mapping[str, Any], emulated: Mapping[str, Any], q2_min: float = Q2_MIN) -> dict:
+    """Per output, the indices the record relies on: the emulated ones (`emulated.EmulatedSobol.as_dict`) where
+    the output's surface predicts at least q2_min of its variance for points it was not fitted on, else the
+    direct ones (`sobol_summary`); "source" says which, with the surface's q2 and the Saltelli size."""
+    out: dict = {"indices": {}, "ranking": {}, "source": {}}
+    for o in direct["indices"]:
+        surf = emulated.get("surfaces", {}).get(o)
+        use = surf is not None and surf["q2"] >= q2_min
+        src = emulated if use else direct
+        out["indices"][o], out["ranking"][o] = src["indices"][o], src["ranking"][o]
+        out["source"][o] = {"source": "emulated" if use else "direct", "n_base": src["n_base"],
+                            "n_points": src["n_points"], "q2": None if surf is None else surf["q2"]}
+    return out
+
+
 def sobol_summary(sobol_result) -> dict:
     """as_dict of a SobolResult plus, per output, the inputs ranked by total index."""
     d = sobol_result.as_dict()
@@ -158,11 +216,13 @@ def resolution_record(res) -> dict:
 
 def with_resolution(point, res):
     """A PaperPoint like `point` at another Resolution (same parameter set, network and data)."""
-    return type(point)(point.P, point.folded, point.data, res, point.drops)
+    return type(point)(point.P, point.folded, point.data, res, point.drops, point.silicon, point.peak)
 
 
 
 SOBOL_OUTPUTS = ("drop_naive", "energy_per_inference_J", "tops_per_w_network_mac2", "energy_ratio")
+#: The smooth ones (deterministic on common random numbers): the drop counts images, no surface carries it.
+EMULATED_OUTPUTS = SOBOL_OUTPUTS[1:]
 
 
 def joint_record(fit: Mapping[str, Any], P) -> dict:

@@ -14,7 +14,8 @@ def sobol_figure(sobol: Mapping, outputs: Sequence[str], top: int = 12):
     """Horizontal bars of S1 and ST (95 % bootstrap intervals as error bars) per output, inputs ordered by ST.
 
     Args:
-        sobol: `paperstudy.sobol_summary` (keys "indices": output -> input -> S1, S1_conf, ST, ST_conf; "ranking").
+        sobol: `paperstudy.sobol_summary` or `paperstudy.resolved_sobol` (keys "indices": output -> input -> S1,
+            S1_conf, ST, ST_conf; "ranking"; optionally "source": output -> where its indices come from).
         outputs: the outputs, one panel each; top: inputs shown per panel.
     Returns:
         The matplotlib Figure.
@@ -28,7 +29,9 @@ def sobol_figure(sobol: Mapping, outputs: Sequence[str], top: int = 12):
             ax.barh(y + dy, [ix[n][key] for n in names], height=0.34, xerr=[ix[n][f"{key}_conf"] for n in names],
                     label=key, color=f"C{k}", capsize=2)
         ax.set_yticks(y, names, fontsize=7)
-        ax.set(title=LABELS.get(out, out), xlabel="Sobol index")
+        src = sobol.get("source", {}).get(out)
+        title = LABELS.get(out, out) + ("" if src is None else f"\n{src['source']}, N = {src['n_base']}")
+        ax.set(title=title, xlabel="Sobol index")
         ax.axvline(0, color="k", lw=0.5)
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
