@@ -67,6 +67,27 @@ def ekv_current(dev: Nmos, vg, vd, vs, dvt=0.0) -> torch.Tensor:
     return dev.i_spec * (fwd - rev) * (1.0 + dev.lam * vds)
 
 
+def _df(v: torch.Tensor) -> torch.Tensor:
+    """dF/dv of F(v) = ln^2(1 + exp(v/2)): ln(1 + exp(v/2)) sigmoid(v/2)."""
+    h = v / 2.0
+    return torch.nn.functional.softplus(h) * torch.sigmoid(h)
+
+
+def ekv_current_slope(dev: Nmos, vg, vd, vs, dvt, dvg: float, dvd: float, dvs: float):
+    """(I, dI/dt) of `ekv_current` when the terminal voltages move as (dvg, dvd, dvs) x t (analytic, float64): the
+    slope the replica's Newton solves use (ibnn.circuit.replica)."""
+    vg, vd, vs = (torch.as_tensor(x, dtype=torch.float64) for x in (vg, vd, vs))
+    vds = vd - vs
+    vp = (vg - dev.vt0 - dvt + dev.eta * vds) / dev.n
+    a, r = (vp - vs) / dev.ut, (vp - vd) / dev.ut
+    dvp = (dvg + dev.eta * (dvd - dvs)) / dev.n
+    clm = 1.0 + dev.lam * vds
+    fwd_rev = _f(a) - _f(r)
+    slope = ((_df(a) * ((dvp - dvs) / dev.ut) - _df(r) * ((dvp - dvd) / dev.ut)) * clm
+             + fwd_rev * (dev.lam * (dvd - dvs)))
+    return dev.i_spec * fwd_rev * clm, dev.i_spec * slope
+
+
 class BitCell:
     """The read stack of one 6T cell. `current(v_wl, v_bl, dvt, dbeta)` -> A (float64 tensor, broadcast)."""
 
