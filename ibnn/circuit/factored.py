@@ -73,16 +73,29 @@ class FactoredTables:
 
 def factor_tables(tables) -> FactoredTables:
     """Truncated SVD of each row's (codes x cols) table, through the (codes x codes) Gram matrix
-    T T^T = U S^2 U^T (A = U, B = U^T T); `tables` yields one (rows, codes, cols) float64 table per chip."""
+    T T^T = U S^2 U^T (A = U, B = U^T T); `tables` yields one (rows, codes, cols) float64 table per chip, each
+    consumed before the next is asked for (so a producer may reuse one buffer). Only the RANK_MAX leading
+    eigenvectors are kept and multiplied out; the residual of rank r sums the smallest eigenvalues."""
     a_list, b_list, tails = [], [], []
+    gram = ev = vec = None
     for t in tables:
+        rows, n_codes, _ = t.shape
+        if gram is None or gram.shape[0] != rows or gram.shape[1] != n_codes:
+            gram = torch.empty(rows, n_codes, n_codes, dtype=torch.float64)
+            ev = torch.empty(rows, n_codes, dtype=torch.float64)
+            vec = torch.empty(rows, n_codes, n_codes, dtype=torch.float64)
+        torch.bmm(t, t.transpose(1, 2), out=gram)
         with torch_threads(1):        # LAPACK's threading only adds overhead for many 32 x 32 matrices
-            ev, u = torch.linalg.eigh(t @ t.transpose(1, 2))                                  # ascending
-        ev, u = torch.flip(ev, [1]).clamp(min=0), torch.flip(u, [2])
-        tail = torch.sqrt(torch.flip(torch.cumsum(torch.flip(ev, [1]), 1), [1]))              # residual per rank
-        tails.append(torch.cat([tail, torch.zeros(t.shape[0], 1, dtype=tail.dtype)], 1).amax(0))
+            torch.linalg.eigh(gram, out=(ev, vec))                                           # ascending
+        keep = min(RANK_MAX, n_codes)
+        u = vec[:, :, n_codes - keep:].flip(2)                                              # leading first
+        small = torch.cumsum(ev.clamp(min=0), 1)                  # sum of the j + 1 smallest eigenvalues
+        ranks = min(RANK_MAX, n_codes - 1) + 1                   # residual per rank 0..RANK_MAX (0 from n_codes)
+        tail = torch.zeros(rows, RANK_MAX + 1, dtype=torch.float64)
+        tail[:, :ranks] = torch.sqrt(small[:, n_codes - 1 - torch.arange(ranks)])
+        tails.append(tail.amax(0))
         a_list.append(u)
-        b_list.append(u.transpose(1, 2) @ t)
+        b_list.append(torch.bmm(u.transpose(1, 2), t))
     tail = torch.stack(tails).amax(0)                # worst chip and row, per kept rank
     ok = torch.nonzero(tail <= RANK_TOL).flatten()
     rank = max(1, min(int(ok[0]) if len(ok) else RANK_MAX, RANK_MAX))
