@@ -111,7 +111,7 @@ class CellModel:
             m = min(blk, rows - r0)
             tt, kk, f, a, b = t[:m], k[:m], fl[:m], g0[:m], g1[:m]
             torch.sub(u[r0:r0 + m, :, None], e[r0:r0 + m, None, :], out=tt).clamp_(0, n - 1)
-            torch.floor(tt, out=f).clamp_(max=max(n - 2, 0))
+            torch.floor(tt, out=f)
             tt.sub_(f)                                                 # fraction in the cell of the grid
             kk.copy_(f)
             torch.index_select(h0, 0, kk.view(-1), out=a.view(-1))
@@ -137,8 +137,9 @@ class CellModel:
 
 
 def _lerp_tables(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(h[k], h[k + 1] - h[k]) for k < n - 1: linear interpolation is then one gather of each and a multiply-add."""
-    return table[:-1].contiguous(), (table[1:] - table[:-1]).contiguous()
+    """(h[k], h[k + 1] - h[k]) for k < n, with 0 as the last step: linear interpolation is then one gather of each
+    and a multiply-add, and the grid's last point (t = n - 1, fraction 0) needs no clamp of the index."""
+    return table.contiguous(), torch.cat([table[1:] - table[:-1], torch.zeros(1, dtype=table.dtype)])
 
 
 def cell_model(params: _params.ParamSet, compression: float, sigma_vt: float) -> CellModel:

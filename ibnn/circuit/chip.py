@@ -152,7 +152,7 @@ class Chip:
         self.v_wl = replica_word_line_voltage(self.model.dac, i_dac, self.replica_dvt[..., None],
                                               self.replica_dbeta[..., None])              # (n, R, codes)
         buf = torch.empty(self.rows, self.max_code + 1, self.cols, dtype=torch.float64)
-        f = factor_tables(self._exact_table(k, out=buf) for k in range(self.n_chips))   # one buffer, reused
+        f = factor_tables((self._exact_table(k, out=buf) for k in range(self.n_chips)), self.n_chips)  # reused
         self.rank = f.rank
         #: bound (LSB) on the error of any single cell current of the separable form (Frobenius residual)
         self.approx_residual_lsb = f.residual_lsb
@@ -205,7 +205,7 @@ class Chip:
             raise ValueError(f"weights contain {int(w[bad][0])}; accepted values: -1 or +1")
         w = w.cpu().to(torch.int8).expand(self.n_chips, self.rows, self.cols).clone()
         self.weights = w.to(self.device)
-        self._m = line_matrix(self._b, w).to(torch.float32).to(self.device)
+        self._m = line_matrix(self._b.to(torch.float32), w).to(self.device)     # = the float64 M, rounded
         return self
 
     # --- evaluation --------------------------------------------------------------------------------------------

@@ -69,44 +69,56 @@ class FactoredTables:
     residual_lsb: float
 
 
-def factor_tables(tables) -> FactoredTables:
+def factor_tables(tables, n: int | None = None) -> FactoredTables:
     """Truncated SVD of each row's (codes x cols) table, through the (codes x codes) Gram matrix
-    T T^T = U S^2 U^T (A = U, B = U^T T); `tables` yields one (rows, codes, cols) float64 table per chip, each
-    consumed before the next is asked for (so a producer may reuse one buffer).
+    T T^T = U S^2 U^T (A = U, B = U^T T); `tables` yields one (rows, codes, cols) float64 table per chip (n of
+    them when n is given: the factors are then written in place), each consumed before the next is asked for (so
+    a producer may reuse one buffer).
 
     The RANK_MAX leading eigenvectors come from subspace iteration (`leading_eigvecs`) instead of a full
     eigendecomposition: it reaches the rounding floor of the Gram route itself (both are off the SVD of T by
     ~eps ||T||^2 / gap; the tests check it against torch.linalg.svd). The residual of rank r is
     sqrt(||T||_F^2 - sum of the r leading Ritz values), exactly the Frobenius error of the factors returned."""
+    a_all = b_all = None
     a_list, b_list, tails = [], [], []
-    for t in tables:
-        rows, n_codes, _ = t.shape
-        gram = torch.bmm(t, t.transpose(1, 2))
-        u, theta = leading_eigvecs(gram)                                                # descending
+    for i, t in enumerate(tables):
+        rows, n_codes, cols = t.shape
         keep = min(RANK_MAX, n_codes)
-        u = u[:, :, :keep].contiguous()
+        if n is not None and a_all is None:
+            a_all = torch.empty(n, rows, n_codes, keep, dtype=torch.float64)
+            b_all = torch.empty(n, rows, keep, cols, dtype=torch.float64)
+        gram = torch.bmm(t, t.transpose(1, 2))
+        u, theta = leading_eigvecs(gram, keep)                                          # descending
         total = gram.diagonal(dim1=1, dim2=2).sum(1)                                    # ||T||_F^2 per row
-        tail = torch.zeros(rows, RANK_MAX + 1, dtype=torch.float64)                     # residual per rank
-        for r in range(min(RANK_MAX, n_codes - 1) + 1):
-            tail[:, r] = torch.sqrt((total - theta[:, :r].sum(1)).clamp(min=0))
+        ranks = min(RANK_MAX, n_codes - 1) + 1                   # residual per rank 0..RANK_MAX (0 from n_codes)
+        lead = torch.cumsum(theta[:, :ranks - 1], 1)
+        tail = torch.zeros(rows, RANK_MAX + 1, dtype=torch.float64)
+        tail[:, 0] = torch.sqrt(total)
+        tail[:, 1:ranks] = torch.sqrt((total[:, None] - lead).clamp(min=0))
         tails.append(tail.amax(0))
-        a_list.append(u)
-        b_list.append(torch.bmm(u.transpose(1, 2), t))
+        ut = u.transpose(1, 2).contiguous()
+        if a_all is None:
+            a_list.append(u)
+            b_list.append(torch.bmm(ut, t))
+        else:
+            a_all[i].copy_(u)
+            torch.bmm(ut, t, out=b_all[i])
     tail = torch.stack(tails).amax(0)                # worst chip and row, per kept rank
     ok = torch.nonzero(tail <= RANK_TOL).flatten()
     rank = max(1, min(int(ok[0]) if len(ok) else RANK_MAX, RANK_MAX))
-    return FactoredTables(a=torch.stack([a[..., :rank] for a in a_list]),
-                          b=torch.stack([b[:, :rank, :] for b in b_list]), rank=rank,
-                          residual_lsb=float(tail[rank]))
+    if a_all is None:
+        a_all, b_all = torch.stack(a_list), torch.stack(b_list)
+    return FactoredTables(a=a_all[..., :rank], b=b_all[:, :, :rank, :], rank=rank, residual_lsb=float(tail[rank]))
 
 
 SUBSPACE = RANK_MAX + 2   # columns of the iterated subspace (two beyond the most that are kept)
 SUBSPACE_STEPS = 3        # multiplications by the Gram matrix (2 reach the rounding floor at the default mismatch)
 
 
-def leading_eigvecs(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(vectors (n, m, p), values (n, p)), descending, of the p = min(SUBSPACE, m) leading eigenpairs of each
-    symmetric positive semi-definite (m x m) matrix of `gram` (n, m, m), float64.
+def leading_eigvecs(gram: torch.Tensor, keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(vectors (n, m, k), values (n, p)), descending, of the p = min(SUBSPACE, m) leading eigenpairs of each
+    symmetric positive semi-definite (m x m) matrix of `gram` (n, m, m), float64; only the k = keep (default p)
+    leading vectors are formed.
 
     Subspace iteration with Rayleigh-Ritz (e.g. Saad, Numerical Methods for Large Eigenvalue Problems, ch. 5):
     Q <- orth(G Q) SUBSPACE_STEPS times from a fixed Gaussian start, then the eigenpairs of Q^T G Q. The
@@ -116,12 +128,14 @@ def leading_eigvecs(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     with torch_threads(1):        # LAPACK's threading only adds overhead for many small matrices
         if m <= SUBSPACE:
             ev, vec = torch.linalg.eigh(gram)
-            return vec.flip(2), ev.flip(1).clamp(min=0)
+            k = m if keep is None else min(keep, m)
+            return vec[:, :, m - k:].flip(2), ev.flip(1).clamp(min=0)
         q = torch.linalg.qr(torch.matmul(gram, _start(m)))[0]
         for _ in range(SUBSPACE_STEPS - 1):
             q = torch.linalg.qr(torch.bmm(gram, q))[0]
         theta, w = torch.linalg.eigh(torch.bmm(q.transpose(1, 2), torch.bmm(gram, q)))   # ascending
-    return torch.bmm(q, w.flip(2)), theta.flip(1).clamp(min=0)
+    k = SUBSPACE if keep is None else min(keep, SUBSPACE)
+    return torch.bmm(q, w[:, :, SUBSPACE - k:].flip(2)), theta.flip(1).clamp(min=0)
 
 
 def _start(m: int) -> torch.Tensor:
@@ -131,8 +145,8 @@ def _start(m: int) -> torch.Tensor:
 
 
 def line_matrix(b: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """M (n, rows * K, 2 cols) float64: B of each cell on the line its weight pulls (+1 -> BLB, the first half;
-    -1 -> BL, the second half)."""
+    """M (n, rows * K, 2 cols), in b's dtype: B of each cell on the line its weight pulls (+1 -> BLB, the first
+    half; -1 -> BL, the second half)."""
     n, rows, k, cols = b.shape
     pos = (weights.cpu() == 1)[:, :, None, :]                                                # (n, R, 1, C)
     zero = torch.zeros((), dtype=b.dtype)

@@ -37,7 +37,7 @@ import torch
 from .bitcell import ekv_current_slope
 from .wldac import WLDAC
 
-_TOL = 1e-11          # V: an element stops after a Newton step this small (its next step would be ~1e-20 V)
+_TOL = 1e-8           # V: an element stops after a Newton step this small (its error is then < ~20 TOL^2 / V)
 _MAX_STEPS = 64       # bound on the steps (bisection alone would halve a 1.2-V bracket to 1e-19 V)
 
 
