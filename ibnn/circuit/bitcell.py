@@ -67,10 +67,11 @@ def ekv_current(dev: Nmos, vg, vd, vs, dvt=0.0) -> torch.Tensor:
     return dev.i_spec * (fwd - rev) * (1.0 + dev.lam * vds)
 
 
-def _df(v: torch.Tensor) -> torch.Tensor:
-    """dF/dv of F(v) = ln^2(1 + exp(v/2)): ln(1 + exp(v/2)) sigmoid(v/2)."""
+def _f_df(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """F(v) = ln^2(1 + exp(v/2)) (as `_f`) and dF/dv = ln(1 + exp(v/2)) sigmoid(v/2), from one softplus."""
     h = v / 2.0
-    return torch.nn.functional.softplus(h) * torch.sigmoid(h)
+    sp = torch.nn.functional.softplus(h)
+    return sp ** 2, sp * torch.sigmoid(h)
 
 
 def ekv_current_slope(dev: Nmos, vg, vd, vs, dvt, dvg: float, dvd: float, dvs: float):
@@ -79,11 +80,11 @@ def ekv_current_slope(dev: Nmos, vg, vd, vs, dvt, dvg: float, dvd: float, dvs: f
     vg, vd, vs = (torch.as_tensor(x, dtype=torch.float64) for x in (vg, vd, vs))
     vds = vd - vs
     vp = (vg - dev.vt0 - dvt + dev.eta * vds) / dev.n
-    a, r = (vp - vs) / dev.ut, (vp - vd) / dev.ut
+    (fa, dfa), (fr, dfr) = _f_df((vp - vs) / dev.ut), _f_df((vp - vd) / dev.ut)
     dvp = (dvg + dev.eta * (dvd - dvs)) / dev.n
     clm = 1.0 + dev.lam * vds
-    fwd_rev = _f(a) - _f(r)
-    slope = ((_df(a) * ((dvp - dvs) / dev.ut) - _df(r) * ((dvp - dvd) / dev.ut)) * clm
+    fwd_rev = fa - fr
+    slope = ((dfa * ((dvp - dvs) / dev.ut) - dfr * ((dvp - dvd) / dev.ut)) * clm
              + fwd_rev * (dev.lam * (dvd - dvs)))
     return dev.i_spec * fwd_rev * clm, dev.i_spec * slope
 

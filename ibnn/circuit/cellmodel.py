@@ -26,7 +26,7 @@ V_STEP = 1.25e-3          # V, word-line grid step
 X_STEP = 0.25e-3          # V, gate-overdrive grid step (compression = 1)
 
 
-_BLOCK_ROWS = 16          # rows per block of `CellModel.cell_table` (its buffers stay within a core's cache)
+_BLOCK_ROWS = 32          # rows per block of `CellModel.cell_table` (its buffers stay within a core's cache)
 
 
 def _grid_index(grid_start: float, step: float, n: int, x: torch.Tensor):

@@ -70,9 +70,10 @@ def word_line_voltage(dac: WLDAC, i_dac, dvt=0.0, dbeta=0.0) -> torch.Tensor:
     unit = nominal / dac.ratio                                                       # per cell width, A
     cell, vdd = dac.cell, dac.vdd
     zero, top = torch.zeros(shape, dtype=torch.float64), torch.full(shape, vdd, dtype=torch.float64)
+    v_nom, x_nom = dac.nominal_solution(nominal)
     x = _newton(lambda x: ekv_current_slope(cell.pulldown, vdd, x, 0.0, 0.0, 0.0, 1.0, 0.0), unit,
-                dac.internal_node(nominal).clamp(0.0, vdd), zero, top, log=False)
-    v0 = torch.maximum(torch.minimum(dac.word_line_voltage(nominal) + d, top), x)
+                x_nom.clamp(0.0, vdd), zero, top, log=False)
+    v0 = torch.maximum(torch.minimum(v_nom + d, top), x)
     v = _newton(lambda v: ekv_current_slope(cell.access, v, v, x, d, 1.0, 1.0, 0.0), unit, v0, x, top, log=True)
     return torch.where(on, v, torch.zeros_like(v))
 

@@ -84,18 +84,20 @@ class WLDAC:
         v = torch.clamp(self._interp(i, self._v), 0.0, self.vdd)
         return torch.where(i > 0, v, torch.zeros_like(v))
 
-    def internal_node(self, i_dac) -> torch.Tensor:
-        """The nominal replica's internal node X (V) when it sinks i_dac > 0, interpolated from the same table
+    def nominal_solution(self, i_dac) -> tuple[torch.Tensor, torch.Tensor]:
+        """(V_WL, internal node X) in V of the nominal replica sinking i_dac > 0, both interpolated from the table
         (the start of the exact solve in ibnn.circuit.replica)."""
-        return self._interp(torch.as_tensor(i_dac, dtype=torch.float64), self._x)
+        v, x = self._interp(torch.as_tensor(i_dac, dtype=torch.float64), self._v, self._x)
+        return torch.clamp(v, 0.0, self.vdd), x
 
-    def _interp(self, i: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """y (tabulated against the replica's current) at currents i, linear in log-current."""
+    def _interp(self, i: torch.Tensor, *ys: torch.Tensor):
+        """Each y (tabulated against the replica's current) at currents i, linear in log-current (one search)."""
         li = torch.log(torch.clamp(i, min=1e-300))
         x = self._logi
         idx = torch.searchsorted(x, li.reshape(-1).contiguous()).clamp(1, len(x) - 1).reshape(li.shape)
-        x0, x1, y0, y1 = x[idx - 1], x[idx], y[idx - 1], y[idx]
-        return y0 + (li - x0) * (y1 - y0) / (x1 - x0)
+        x0, x1 = x[idx - 1], x[idx]
+        out = tuple(y[idx - 1] + (li - x0) * (y[idx] - y[idx - 1]) / (x1 - x0) for y in ys)
+        return out[0] if len(out) == 1 else out
 
     def code_to_vwl(self, codes, bit_err=None) -> torch.Tensor:
         """V_WL (V) for codes (with per-bit current errors bit_err, broadcast against codes[..., None])."""
