@@ -39,6 +39,14 @@ def test_factors_are_the_truncated_svd_and_the_residual_is_their_error(scale):
     assert abs(f.residual_lsb ** 2 - float(tails[k]) ** 2) <= floor
 
 
+def test_factors_in_place_equal_the_stacked_ones_and_a_wrong_count_is_refused():
+    t = _tables(1.0)
+    f, g = factored.factor_tables(iter(t)), factored.factor_tables(iter(t), 2)
+    assert f.rank == g.rank and torch.equal(f.a, g.a) and torch.equal(f.b, g.b)
+    with pytest.raises(ValueError, match="n=3"):
+        factored.factor_tables(iter(t), 3)
+
+
 def test_leading_eigvecs_small_matrices_take_the_full_eigh():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(5, 4, 7, generator=g, dtype=torch.float64)

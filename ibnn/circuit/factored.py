@@ -103,6 +103,8 @@ def factor_tables(tables, n: int | None = None) -> FactoredTables:
         else:
             a_all[i].copy_(u)
             torch.bmm(ut, t, out=b_all[i])
+    if n is not None and len(tails) != n:
+        raise ValueError(f"factor_tables: n={n} but the tables gave {len(tails)}; accepted: n = their number")
     tail = torch.stack(tails).amax(0)                # worst chip and row, per kept rank
     ok = torch.nonzero(tail <= RANK_TOL).flatten()
     rank = max(1, min(int(ok[0]) if len(ok) else RANK_MAX, RANK_MAX))
