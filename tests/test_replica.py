@@ -44,6 +44,13 @@ def test_split_solve_meets_the_full_law_at_rounding_level_and_each_element_alone
     assert float((part - v[5:7, 3:9]).abs().max()) < 1e-14
 
 
+def test_a_current_beyond_the_replica_at_vdd_gives_vdd_like_the_table(dac):
+    i = 2 * dac.replica_current(torch.tensor(dac.vdd))
+    assert float(dac.word_line_voltage(i)) == dac.vdd
+    v = float(word_line_voltage(dac, i, torch.tensor(0.01, dtype=torch.float64), torch.tensor(0.02)))
+    assert abs(v - dac.vdd) <= 1e-14
+
+
 def test_ekv_slope_is_the_derivative_of_the_current(dac):
     x = torch.linspace(0.0, 0.3, 31, dtype=torch.float64)
     for dev, vg, vd, vs, dirs in ((dac.cell.pulldown, dac.vdd, x, 0.0, (0.0, 1.0, 0.0)),

@@ -17,7 +17,8 @@ fixes the internal node X from the current alone, and then the access device (ga
 fixes V_WL. Each is a monotone single EKV expression, solved by safeguarded Newton steps with analytic slopes
 (bitcell.ekv_current_slope), started from the nominal replica's tabulated solution (ibnn.circuit.wldac) and kept
 inside a bracket that every step tightens (a step leaving it is replaced by bisection); each element stops once
-its Newton step is below _TOL, where the quadratic convergence puts the error at the rounding level.
+its Newton step is below _TOL = 1e-8 of its value, where the quadratic convergence puts the error at the rounding
+level.
 Pelgrom at the replica's own area (access device k W L): sigma(dVt_rep) =
 sigma_vt_cell / sqrt(k), sigma(dbeta_rep) = sigma_beta_cell / sqrt(k) (`replica_sigmas`). As for a cell
 (ibnn.circuit.bitcell) dbeta scales both devices, so it scales the stack current exactly; dVt sits on the access
@@ -37,8 +38,9 @@ import torch
 from .bitcell import ekv_current_slope
 from .wldac import WLDAC
 
-_TOL = 1e-8           # V: an element stops after a Newton step this small (its error is then < ~20 TOL^2 / V)
+_TOL = 1e-8           # an element stops after a Newton step below _TOL x its value (its error is then ~_TOL^2)
 _MAX_STEPS = 64       # bound on the steps (bisection alone would halve a 1.2-V bracket to 1e-19 V)
+_EPS = torch.finfo(torch.float64).eps
 
 
 def replica_sigmas(P, k: float | None = None) -> tuple[float, float]:
@@ -81,7 +83,8 @@ def word_line_voltage(dac: WLDAC, i_dac, dvt=0.0, dbeta=0.0) -> torch.Tensor:
 def _newton(fn, target: torch.Tensor, x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, log: bool):
     """Root of fn(x)[0] = target (fn increasing on [lo, hi], returning (value, slope)), elementwise: Newton steps on
     the value (log=False) or on its logarithm (log=True), bracketed; a step that leaves the bracket bisects it.
-    Each element stops after its first Newton step below _TOL V, so its result does not depend on the others."""
+    Each element stops after its first Newton step below _TOL x its value (quadratic convergence leaves an error
+    ~_TOL^2 of it), so its result does not depend on the others."""
     lt = torch.log(target) if log else target
     lo, hi, x = lo.clone(), hi.clone(), x.clone()
     done = torch.zeros(x.shape, dtype=torch.bool)
@@ -99,7 +102,8 @@ def _newton(fn, target: torch.Tensor, x: torch.Tensor, lo: torch.Tensor, hi: tor
         nxt = torch.where(newton, nxt, 0.5 * (lo + hi))
         nxt = torch.where(r == 0, x, nxt)
         x = torch.where(done, x, nxt)
-        done = done | (r == 0) | (newton & (step.abs() <= _TOL))
+        closed = hi - lo <= 4 * _EPS * nxt.abs()                            # bisected down to the rounding
+        done = done | (r == 0) | (newton & (step.abs() <= _TOL * nxt.abs())) | closed
         if bool(done.all()):
             break
     return x
