@@ -104,7 +104,7 @@ class CellModel:
         u = (v_wl - float(self.x_grid[0])) / X_STEP                  # grid coordinate of V - d = u - e
         e = dvt / X_STEP
         blk = min(rows, _BLOCK_ROWS)
-        t, k, g0, g1 = (torch.empty(blk, codes, cols, dtype=dt) for dt in (torch.float64, torch.int64,
+        t, k, g0, g1 = (torch.empty(blk, codes, cols, dtype=dt) for dt in (torch.float64, torch.int32,
                                                                             torch.float64, torch.float64))
         fl = torch.empty_like(t)
         for r0 in range(0, rows, blk):
