@@ -47,6 +47,13 @@ def test_factors_in_place_equal_the_stacked_ones_and_a_wrong_count_is_refused():
         factored.factor_tables(iter(t), 3)
 
 
+def test_a_code_whose_cells_carry_nothing_stays_exactly_zero():
+    t = _tables(1.0).clone()
+    t[:, :, 0, :] = 0.0                                       # code 0 with no leakage (an ideal chip)
+    f = factored.factor_tables(iter(t))
+    assert bool((f.a[:, :, 0, :] == 0).all()) and bool(((f.a @ f.b)[:, :, 0, :] == 0).all())
+
+
 def test_leading_eigvecs_small_matrices_take_the_full_eigh():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(5, 4, 7, generator=g, dtype=torch.float64)

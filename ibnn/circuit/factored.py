@@ -89,7 +89,9 @@ def factor_tables(tables, n: int | None = None) -> FactoredTables:
             b_all = torch.empty(n, rows, keep, cols, dtype=torch.float64)
         gram = torch.bmm(t, t.transpose(1, 2))
         u, theta = leading_eigvecs(gram, keep)                                          # descending
-        total = gram.diagonal(dim1=1, dim2=2).sum(1)                                    # ||T||_F^2 per row
+        diag = gram.diagonal(dim1=1, dim2=2)
+        u.masked_fill_((diag == 0)[:, :, None], 0.0)  # a code whose table row is 0 (cells off) stays exactly 0
+        total = diag.sum(1)                                                             # ||T||_F^2 per row
         ranks = min(RANK_MAX, n_codes - 1) + 1                   # residual per rank 0..RANK_MAX (0 from n_codes)
         lead = torch.cumsum(theta[:, :ranks - 1], 1)
         tail = torch.zeros(rows, RANK_MAX + 1, dtype=torch.float64)
