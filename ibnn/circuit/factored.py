@@ -12,6 +12,7 @@ chunk are added once as their (input-independent) leakage.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,8 +143,10 @@ def leading_eigvecs(gram: torch.Tensor, keep: int | None = None) -> tuple[torch.
     return torch.bmm(q, w[:, :, SUBSPACE - k:].flip(2)), theta.flip(1).clamp(min=0)
 
 
+@functools.lru_cache(maxsize=4)
 def _start(m: int) -> torch.Tensor:
-    """The fixed (m, SUBSPACE) Gaussian start of `leading_eigvecs` (seeded: the same for every chip and row)."""
+    """The fixed (m, SUBSPACE) Gaussian start of `leading_eigvecs` (seeded: the same for every chip and row; read
+    only)."""
     g = torch.Generator(device="cpu").manual_seed(20190101)
     return torch.randn(m, SUBSPACE, generator=g, dtype=torch.float64)
 
