@@ -75,7 +75,9 @@ def word_line_voltage(dac: WLDAC, i_dac, dvt=0.0, dbeta=0.0) -> torch.Tensor:
     v_nom, x_nom = dac.nominal_solution(nominal)
     x = _newton(lambda x: ekv_current_slope(cell.pulldown, vdd, x, 0.0, 0.0, 0.0, 1.0, 0.0), unit,
                 x_nom.clamp(0.0, vdd), zero, top, log=False)
-    v0 = torch.maximum(torch.minimum(v_nom + d, top), x)
+    # start: equal currents at the same X with the forward term dominant mean equal pinch-off voltages, so V_WL
+    # moves by dVt / (1 + eta) from the nominal (DIBL of the diode-connected drain); Newton corrects the rest
+    v0 = torch.maximum(torch.minimum(v_nom + d / (1.0 + cell.access.eta), top), x)
     v = _newton(lambda v: ekv_current_slope(cell.access, v, v, x, d, 1.0, 1.0, 0.0), unit, v0, x, top, log=True)
     return torch.where(on, v, torch.zeros_like(v))
 
