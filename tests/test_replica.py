@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ibnn import params
+from ibnn.circuit.bitcell import ekv_current, ekv_current_slope
 from ibnn.circuit.replica import cell_current_change, replica_sigmas, shift_per_dvt, word_line_voltage
 from ibnn.circuit.wldac import WLDAC
 
@@ -25,6 +26,42 @@ def test_no_mismatch_is_the_tabulated_replica_and_the_solve_is_exact(dac):
     v = word_line_voltage(dac, i, torch.tensor(0.03), torch.tensor(0.05))
     residual = dac.ratio * 1.05 * dac.cell.current(v, v, torch.tensor(0.03)) - i
     assert float((residual[1:] / i[1:]).abs().max()) < 1e-9
+
+
+def test_split_solve_meets_the_full_law_at_rounding_level_and_each_element_alone(dac):
+    """The split solve meets the replica law (through bitcell's nested stack solve) to ~1e-13 relative; an
+    element's V_WL does not depend on the others (each stops on its own step), up to the rounding of vectorised
+    transcendental functions."""
+    g = torch.Generator().manual_seed(3)
+    sv, sb = replica_sigmas(P)
+    bit_err = 0.05 * torch.randn(64, 1, dac.bits, generator=g, dtype=torch.float64)
+    i = dac.dac_current(torch.arange(1, 32)[None, :], bit_err)                           # (64, 31)
+    d, b = (4 * s * torch.randn(64, 1, generator=g, dtype=torch.float64) for s in (sv, sb))
+    v = word_line_voltage(dac, i, d, b)
+    law = dac.ratio * (1 + b) * dac.cell.current(v, v, d)                # the nested stack solve of bitcell
+    assert float(((law - i) / i).abs().max()) < 1e-11
+    part = word_line_voltage(dac, i[5:7, 3:9], d[5:7], b[5:7])             # alone: only rounding differs
+    assert float((part - v[5:7, 3:9]).abs().max()) < 1e-14
+
+
+def test_a_current_beyond_the_replica_at_vdd_gives_vdd_like_the_table(dac):
+    i = 2 * dac.replica_current(torch.tensor(dac.vdd))
+    assert float(dac.word_line_voltage(i)) == dac.vdd
+    v = float(word_line_voltage(dac, i, torch.tensor(0.01, dtype=torch.float64), torch.tensor(0.02)))
+    assert abs(v - dac.vdd) <= 1e-14
+
+
+def test_ekv_slope_is_the_derivative_of_the_current(dac):
+    x = torch.linspace(0.0, 0.3, 31, dtype=torch.float64)
+    for dev, vg, vd, vs, dirs in ((dac.cell.pulldown, dac.vdd, x, 0.0, (0.0, 1.0, 0.0)),
+                                  (dac.cell.access, 0.2 + x, 0.2 + x, 0.01, (1.0, 1.0, 0.0))):
+        i, slope = ekv_current_slope(dev, vg, vd, vs, 0.02, *dirs)
+        assert torch.equal(i, ekv_current(dev, vg, vd, vs, 0.02))
+        h = 1e-6
+        move = [torch.as_tensor(t, dtype=torch.float64) + h * e for t, e in zip((vg, vd, vs), dirs)]
+        back = [torch.as_tensor(t, dtype=torch.float64) - h * e for t, e in zip((vg, vd, vs), dirs)]
+        fd = (ekv_current(dev, *move, 0.02) - ekv_current(dev, *back, 0.02)) / (2 * h)
+        assert torch.allclose(slope, fd, rtol=1e-6, atol=1e-15)
 
 
 def test_sigmas_follow_pelgrom_at_the_replica_area():

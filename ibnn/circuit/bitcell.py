@@ -67,6 +67,28 @@ def ekv_current(dev: Nmos, vg, vd, vs, dvt=0.0) -> torch.Tensor:
     return dev.i_spec * (fwd - rev) * (1.0 + dev.lam * vds)
 
 
+def _f_df(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """F(v) = ln^2(1 + exp(v/2)) (as `_f`) and dF/dv = ln(1 + exp(v/2)) sigmoid(v/2), from one softplus."""
+    h = v / 2.0
+    sp = torch.nn.functional.softplus(h)
+    return sp ** 2, sp * torch.sigmoid(h)
+
+
+def ekv_current_slope(dev: Nmos, vg, vd, vs, dvt, dvg: float, dvd: float, dvs: float):
+    """(I, dI/dt) of `ekv_current` when the terminal voltages move as (dvg, dvd, dvs) x t (analytic, float64): the
+    slope the replica's Newton solves use (ibnn.circuit.replica)."""
+    vg, vd, vs = (torch.as_tensor(x, dtype=torch.float64) for x in (vg, vd, vs))
+    vds = vd - vs
+    vp = (vg - dev.vt0 - dvt + dev.eta * vds) / dev.n
+    (fa, dfa), (fr, dfr) = _f_df((vp - vs) / dev.ut), _f_df((vp - vd) / dev.ut)
+    dvp = (dvg + dev.eta * (dvd - dvs)) / dev.n
+    clm = 1.0 + dev.lam * vds
+    fwd_rev = fa - fr
+    slope = ((dfa * ((dvp - dvs) / dev.ut) - dfr * ((dvp - dvd) / dev.ut)) * clm
+             + fwd_rev * (dev.lam * (dvd - dvs)))
+    return dev.i_spec * fwd_rev * clm, dev.i_spec * slope
+
+
 class BitCell:
     """The read stack of one 6T cell. `current(v_wl, v_bl, dvt, dbeta)` -> A (float64 tensor, broadcast)."""
 

@@ -26,6 +26,9 @@ V_STEP = 1.25e-3          # V, word-line grid step
 X_STEP = 0.25e-3          # V, gate-overdrive grid step (compression = 1)
 
 
+_BLOCK_ROWS = 32          # rows per block of `CellModel.cell_table` (its buffers stay within a core's cache)
+
+
 def _grid_index(grid_start: float, step: float, n: int, x: torch.Tensor):
     t = ((x - grid_start) / step).clamp(0, n - 1)
     i = t.floor().long().clamp(0, max(n - 2, 0))
@@ -62,8 +65,9 @@ class CellModel:
             self.x_grid = x0 + torch.arange(nx, dtype=torch.float64) * X_STEP
             self.h_table = self.cell.current(self.x_grid, self.vdd)                       # I(V - d, VDD; 0)
             self.table = None
+            self._lerp = _lerp_tables(self.h_table)                                      # see cell_table
         else:
-            self.x_grid = self.h_table = None
+            self.x_grid = self.h_table = self._lerp = None
             self.table = self.g(self.v_grid[:, None], self.d_grid[None, :])              # (V, d) A
         codes = torch.arange(2 ** self.dac.bits)
         self.nominal = self.g(self.dac.code_to_vwl(codes), 0.0)                           # (codes,) A
@@ -83,6 +87,38 @@ class CellModel:
             out = out + self.s * self.cell.current(v_wl, self.vdd, dvt)
         return torch.as_tensor(out, dtype=torch.float64)
 
+    def cell_table(self, v_wl: torch.Tensor, dvt: torch.Tensor, gain: torch.Tensor,
+                   out: torch.Tensor | None = None) -> torch.Tensor:
+        """(rows, codes, cols) float64: gain[i, j] G(v_wl[i, c], dvt[i, j]) for v_wl (rows, codes), dvt and gain
+        (rows, cols): `interp` on every (row, code, column) times a per-cell factor, equal to it up to rounding
+        (h[k] + (h[k+1] - h[k]) t instead of h[k] (1 - t) + h[k+1] t), in blocks of rows through reused buffers
+        so that each pass stays in cache; written into `out` (float64, that shape) when given."""
+        v_wl, dvt, gain = (torch.as_tensor(x, dtype=torch.float64) for x in (v_wl, dvt, gain))
+        rows, codes, cols = v_wl.shape[0], v_wl.shape[1], dvt.shape[1]
+        if out is None:
+            out = torch.empty(rows, codes, cols, dtype=torch.float64)
+        if self.h_table is None:
+            return torch.mul(self.interp(v_wl[:, :, None], dvt[:, None, :]), gain[:, None, :], out=out)
+        h0, dh = self._lerp
+        n = len(self.x_grid)
+        u = (v_wl - float(self.x_grid[0])) / X_STEP                  # grid coordinate of V - d = u - e
+        e = dvt / X_STEP
+        blk = min(rows, _BLOCK_ROWS)
+        t, k, g0, g1 = (torch.empty(blk, codes, cols, dtype=dt) for dt in (torch.float64, torch.int32,
+                                                                            torch.float64, torch.float64))
+        fl = torch.empty_like(t)
+        for r0 in range(0, rows, blk):
+            m = min(blk, rows - r0)
+            tt, kk, f, a, b = t[:m], k[:m], fl[:m], g0[:m], g1[:m]
+            torch.sub(u[r0:r0 + m, :, None], e[r0:r0 + m, None, :], out=tt).clamp_(0, n - 1)
+            torch.floor(tt, out=f)
+            tt.sub_(f)                                                 # fraction in the cell of the grid
+            kk.copy_(f)
+            torch.index_select(h0, 0, kk.view(-1), out=a.view(-1))
+            torch.index_select(dh, 0, kk.view(-1), out=b.view(-1))
+            torch.addcmul(a, b, tt, out=out[r0:r0 + m]).mul_(gain[r0:r0 + m, None, :])
+        return out
+
     def interp(self, v_wl, dvt) -> torch.Tensor:
         """G(V, d) by bilinear interpolation of the table (broadcast)."""
         v_wl, dvt = torch.broadcast_tensors(torch.as_tensor(v_wl, dtype=torch.float64),
@@ -98,6 +134,12 @@ class CellModel:
         t = self.table
         return ((t[iv, id_] * (1 - td) + t[iv, id_ + 1] * td) * (1 - tv)
                 + (t[iv + 1, id_] * (1 - td) + t[iv + 1, id_ + 1] * td) * tv)
+
+
+def _lerp_tables(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h[k], h[k + 1] - h[k]) for k < n, with 0 as the last step: linear interpolation is then one gather of each
+    and a multiply-add, and the grid's last point (t = n - 1, fraction 0) needs no clamp of the index."""
+    return table.contiguous(), torch.cat([table[1:] - table[:-1], torch.zeros(1, dtype=table.dtype)])
 
 
 def cell_model(params: _params.ParamSet, compression: float, sigma_vt: float) -> CellModel:

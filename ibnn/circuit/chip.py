@@ -151,7 +151,8 @@ class Chip:
         i_dac = self.model.dac.dac_current(codes[None, None, :], self.dac_bit_error[:, :, None, :])
         self.v_wl = replica_word_line_voltage(self.model.dac, i_dac, self.replica_dvt[..., None],
                                               self.replica_dbeta[..., None])              # (n, R, codes)
-        f = factor_tables(self._exact_table(k) for k in range(self.n_chips))
+        buf = torch.empty(self.rows, self.max_code + 1, self.cols, dtype=torch.float64)
+        f = factor_tables((self._exact_table(k, out=buf) for k in range(self.n_chips)), self.n_chips)  # reused
         self.rank = f.rank
         #: bound (LSB) on the error of any single cell current of the separable form (Frobenius residual)
         self.approx_residual_lsb = f.residual_lsb
@@ -165,10 +166,10 @@ class Chip:
         self._uc = ((self._a * q * self.coupling[None, None, :, None]).to(torch.float32).to(self.device)
                     if bool((self.coupling != 0).any()) else None)
 
-    def _exact_table(self, k: int) -> torch.Tensor:
-        """(rows, codes, cols) cell currents of instance k in LSB: (1 + dbeta_ij) G(V_WL[i, c], dVt_ij) / I_LSB."""
-        t = self.model.interp(self.v_wl[k][:, :, None], self.dvt[k][:, None, :])
-        return t * (1 + self.dbeta[k])[:, None, :] / self.i_lsb
+    def _exact_table(self, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """(rows, codes, cols) cell currents of instance k in LSB: (1 + dbeta_ij) G(V_WL[i, c], dVt_ij) / I_LSB
+        (written into `out` when given)."""
+        return self.model.cell_table(self.v_wl[k], self.dvt[k], (1 + self.dbeta[k]) / self.i_lsb, out=out)
 
     def cell_current(self, chip: int, rows, cols, codes, exact: bool = True) -> torch.Tensor:
         """Start-of-pulse current (A) of cells (rows, cols) of instance `chip` at `codes` (broadcast):
@@ -204,7 +205,7 @@ class Chip:
             raise ValueError(f"weights contain {int(w[bad][0])}; accepted values: -1 or +1")
         w = w.cpu().to(torch.int8).expand(self.n_chips, self.rows, self.cols).clone()
         self.weights = w.to(self.device)
-        self._m = line_matrix(self._b, w).to(torch.float32).to(self.device)
+        self._m = line_matrix(self._b.to(torch.float32), w).to(self.device)     # = the float64 M, rounded
         return self
 
     # --- evaluation --------------------------------------------------------------------------------------------

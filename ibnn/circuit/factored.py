@@ -12,6 +12,7 @@ chunk are added once as their (input-independent) leakage.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,16 +50,14 @@ class StandardDraws:
 
 def draw_standard(seed: int, first_chip: int, n_chips: int, rows: int, cols: int, bits: int) -> StandardDraws:
     """The standard-normal static draws of chips first_chip .. first_chip + n_chips - 1 of `seed`."""
-    out = {"dvt": [], "dbeta": [], "dac": [], "offset": [], "replica": [], "offset_p": []}
-    for k in range(first_chip, first_chip + n_chips):
+    n = n_chips
+    out = StandardDraws(*(torch.empty(shape, dtype=torch.float64) for shape in (
+        (n, rows, cols), (n, rows, cols), (n, rows, bits), (n, cols), (n, rows, 2), (n, cols))))
+    for i, k in enumerate(range(first_chip, first_chip + n_chips)):
         g = chip_generator(seed, k)
-        out["dvt"].append(torch.randn(rows, cols, generator=g, dtype=torch.float64))
-        out["dbeta"].append(torch.randn(rows, cols, generator=g, dtype=torch.float64))
-        out["dac"].append(torch.randn(rows, bits, generator=g, dtype=torch.float64))
-        out["offset"].append(torch.randn(cols, generator=g, dtype=torch.float64))
-        out["replica"].append(torch.randn(rows, 2, generator=g, dtype=torch.float64))      # appended: later draws
-        out["offset_p"].append(torch.randn(cols, generator=g, dtype=torch.float64))
-    return StandardDraws(**{k: torch.stack(v) for k, v in out.items()})
+        for draws in (out.dvt, out.dbeta, out.dac, out.offset, out.replica, out.offset_p):       # the order
+            torch.randn(draws.shape[1:], generator=g, dtype=torch.float64, out=draws[i])
+    return out
 
 
 @dataclass
@@ -71,32 +70,96 @@ class FactoredTables:
     residual_lsb: float
 
 
-def factor_tables(tables) -> FactoredTables:
+def factor_tables(tables, n: int | None = None) -> FactoredTables:
     """Truncated SVD of each row's (codes x cols) table, through the (codes x codes) Gram matrix
-    T T^T = U S^2 U^T (A = U, B = U^T T); `tables` yields one (rows, codes, cols) float64 table per chip."""
+    T T^T = U S^2 U^T (A = U, B = U^T T); `tables` yields one (rows, codes, cols) float64 table per chip (n of
+    them when n is given: the factors are then written in place), each consumed before the next is asked for (so
+    a producer may reuse one buffer).
+
+    The RANK_MAX leading eigenvectors come from subspace iteration (`leading_eigvecs`) instead of a full
+    eigendecomposition: it reaches the rounding floor of the Gram route itself (both are off the SVD of T by
+    ~eps ||T||^2 / gap; the tests check it against torch.linalg.svd). The residual of rank r is
+    sqrt(||T||_F^2 - sum of the r leading Ritz values), exactly the Frobenius error of the factors returned."""
+    a_all = b_all = None
     a_list, b_list, tails = [], [], []
-    for t in tables:
-        with torch_threads(1):        # LAPACK's threading only adds overhead for many 32 x 32 matrices
-            ev, u = torch.linalg.eigh(t @ t.transpose(1, 2))                                  # ascending
-        ev, u = torch.flip(ev, [1]).clamp(min=0), torch.flip(u, [2])
-        tail = torch.sqrt(torch.flip(torch.cumsum(torch.flip(ev, [1]), 1), [1]))              # residual per rank
-        tails.append(torch.cat([tail, torch.zeros(t.shape[0], 1, dtype=tail.dtype)], 1).amax(0))
-        a_list.append(u)
-        b_list.append(u.transpose(1, 2) @ t)
+    for i, t in enumerate(tables):
+        rows, n_codes, cols = t.shape
+        keep = min(RANK_MAX, n_codes)
+        if n is not None and a_all is None:
+            a_all = torch.empty(n, rows, n_codes, keep, dtype=torch.float64)
+            b_all = torch.empty(n, rows, keep, cols, dtype=torch.float64)
+        gram = torch.bmm(t, t.transpose(1, 2))
+        u, theta = leading_eigvecs(gram, keep)                                          # descending
+        diag = gram.diagonal(dim1=1, dim2=2)
+        u.masked_fill_((diag == 0)[:, :, None], 0.0)  # a code whose table row is 0 (cells off) stays exactly 0
+        total = diag.sum(1)                                                             # ||T||_F^2 per row
+        ranks = min(RANK_MAX, n_codes - 1) + 1                   # residual per rank 0..RANK_MAX (0 from n_codes)
+        lead = torch.cumsum(theta[:, :ranks - 1], 1)
+        tail = torch.zeros(rows, RANK_MAX + 1, dtype=torch.float64)
+        tail[:, 0] = torch.sqrt(total)
+        tail[:, 1:ranks] = torch.sqrt((total[:, None] - lead).clamp(min=0))
+        tails.append(tail.amax(0))
+        ut = u.transpose(1, 2).contiguous()
+        if a_all is None:
+            a_list.append(u)
+            b_list.append(torch.bmm(ut, t))
+        else:
+            a_all[i].copy_(u)
+            torch.bmm(ut, t, out=b_all[i])
+    if n is not None and len(tails) != n:
+        raise ValueError(f"factor_tables: n={n} but the tables gave {len(tails)}; accepted: n = their number")
     tail = torch.stack(tails).amax(0)                # worst chip and row, per kept rank
     ok = torch.nonzero(tail <= RANK_TOL).flatten()
     rank = max(1, min(int(ok[0]) if len(ok) else RANK_MAX, RANK_MAX))
-    return FactoredTables(a=torch.stack([a[..., :rank] for a in a_list]),
-                          b=torch.stack([b[:, :rank, :] for b in b_list]), rank=rank,
-                          residual_lsb=float(tail[rank]))
+    if a_all is None:
+        a_all, b_all = torch.stack(a_list), torch.stack(b_list)
+    return FactoredTables(a=a_all[..., :rank], b=b_all[:, :, :rank, :], rank=rank, residual_lsb=float(tail[rank]))
+
+
+SUBSPACE = RANK_MAX + 2   # columns of the iterated subspace (two beyond the most that are kept)
+SUBSPACE_STEPS = 3        # multiplications by the Gram matrix (2 reach the rounding floor at the default mismatch)
+
+
+def leading_eigvecs(gram: torch.Tensor, keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(vectors (n, m, k), values (n, p)), descending, of the p = min(SUBSPACE, m) leading eigenpairs of each
+    symmetric positive semi-definite (m x m) matrix of `gram` (n, m, m), float64; only the k = keep (default p)
+    leading vectors are formed.
+
+    Subspace iteration with Rayleigh-Ritz (e.g. Saad, Numerical Methods for Large Eigenvalue Problems, ch. 5):
+    Q <- orth(G Q) SUBSPACE_STEPS times from a fixed Gaussian start, then the eigenpairs of Q^T G Q. The
+    error in eigenvector k shrinks by lambda_p / lambda_k per step; the cell tables' spectra fall by 20-50x per
+    term, so for the kept terms (k < RANK_MAX) that is < 1e-4 per step. With m <= SUBSPACE a full eigh."""
+    n, m, _ = gram.shape
+    with torch_threads(1):        # LAPACK's threading only adds overhead for many small matrices
+        if m <= SUBSPACE:
+            ev, vec = torch.linalg.eigh(gram)
+            k = m if keep is None else min(keep, m)
+            return vec[:, :, m - k:].flip(2), ev.flip(1).clamp(min=0)
+        q = torch.linalg.qr(torch.matmul(gram, _start(m)))[0]
+        for _ in range(SUBSPACE_STEPS - 1):
+            q = torch.linalg.qr(torch.bmm(gram, q))[0]
+        theta, w = torch.linalg.eigh(torch.bmm(q.transpose(1, 2), torch.bmm(gram, q)))   # ascending
+    k = SUBSPACE if keep is None else min(keep, SUBSPACE)
+    return torch.bmm(q, w[:, :, SUBSPACE - k:].flip(2)), theta.flip(1).clamp(min=0)
+
+
+@functools.lru_cache(maxsize=4)
+def _start(m: int) -> torch.Tensor:
+    """The fixed (m, SUBSPACE) Gaussian start of `leading_eigvecs` (seeded: the same for every chip and row; read
+    only)."""
+    g = torch.Generator(device="cpu").manual_seed(20190101)
+    return torch.randn(m, SUBSPACE, generator=g, dtype=torch.float64)
 
 
 def line_matrix(b: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """M (n, rows * K, 2 cols) float64: B of each cell on the line its weight pulls (+1 -> BLB, the first half;
-    -1 -> BL, the second half)."""
+    """M (n, rows * K, 2 cols), in b's dtype: B of each cell on the line its weight pulls (+1 -> BLB, the first
+    half; -1 -> BL, the second half)."""
     n, rows, k, cols = b.shape
-    pos = (weights.cpu() == 1).to(torch.float64)[:, :, None, :]                               # (n, R, 1, C)
-    m = torch.cat([b * pos, b * (1 - pos)], dim=3)
+    pos = (weights.cpu() == 1)[:, :, None, :]                                                # (n, R, 1, C)
+    zero = torch.zeros((), dtype=b.dtype)
+    m = torch.empty(n, rows, k, 2 * cols, dtype=b.dtype)
+    torch.where(pos, b, zero, out=m[..., :cols])
+    torch.where(pos, zero, b, out=m[..., cols:])
     return m.reshape(n, rows * k, 2 * cols)
 
 

@@ -8,8 +8,9 @@ Model (constants in ibnn/params_data/circuit.toml):
   I_u 2**b (1 + e_b) with e_b ~ N(0, sigma_u^2 / 2**b). Per row of a chip: `bits` static numbers.
 * The replica is the read stack of a bit-cell with both devices k = replica_ratio times wider, diode-connected
   (word line tied to its own bit-line node, as in Zhang, Wang, Verma, JSSC 2017: 'the current is pulled down by a
-  scaled-up bit-cell, which generates the WL voltage'): k I_cell(V_WL, V_D = V_WL) = I_DAC. Its own mismatch
-  (sigma / sqrt(k)) is neglected (stated assumption).
+  scaled-up bit-cell, which generates the WL voltage'): k I_cell(V_WL, V_D = V_WL) = I_DAC. This class is the
+  nominal replica; its own mismatch (sigma / sqrt(k)) is ibnn.circuit.replica's, which starts its exact solve
+  from this class's table of V_WL and of the replica's internal node against current.
 * Code 0 switches every source off: V_WL = 0 exactly (the row is off, cells only leak).
 * A cell of the row then carries I_cell(V_WL, V_BL; its dVt, dbeta): it copies I_DAC / k only to the extent that
   its drain (V_BL ~ VDD) matches the replica's (V_WL); DIBL and CLM make the copy larger and code-dependent, and the
@@ -24,7 +25,7 @@ import torch
 
 from .. import params as _params
 from ..validate import check_codes, check_int, check_nonneg
-from .bitcell import BitCell
+from .bitcell import BitCell, ekv_current
 
 _GRID = 4097
 
@@ -43,9 +44,10 @@ class WLDAC:
         self.sigma_unit = P["sigma_dac_unit"]
         self.vdd = P["vdd"]
         v = torch.linspace(0.0, self.vdd, _GRID, dtype=torch.float64)
-        i = self.replica_current(v)
+        x = self.cell.internal_node(v, v)                 # the replica's internal node (= replica_current(v))
+        i = self.ratio * torch.clamp(ekv_current(self.cell.pulldown, self.vdd, x, 0.0), min=0.0)
         # the table starts at the first grid point (V = 0 gives I = 0: log undefined; code 0 is handled exactly)
-        self._v = v[1:]
+        self._v, self._x = v[1:], x[1:]
         self._logi = torch.log(i[1:])
         if not bool((self._logi[1:] > self._logi[:-1]).all()):  # pragma: no cover - physics guard
             raise ValueError("replica current is not monotone in V_WL; check the bit-cell parameters")
@@ -79,13 +81,23 @@ class WLDAC:
         i = torch.as_tensor(i_dac, dtype=torch.float64)
         if bool((i < 0).any()) or not bool(torch.isfinite(i).all()):
             raise ValueError("i_dac must be finite and >= 0 A")
-        li = torch.log(torch.clamp(i, min=1e-300))
-        x, y = self._logi, self._v
-        idx = torch.searchsorted(x, li.reshape(-1).contiguous()).clamp(1, len(x) - 1).reshape(li.shape)
-        x0, x1, y0, y1 = x[idx - 1], x[idx], y[idx - 1], y[idx]
-        v = y0 + (li - x0) * (y1 - y0) / (x1 - x0)
-        v = torch.clamp(v, 0.0, self.vdd)
+        v = torch.clamp(self._interp(i, self._v), 0.0, self.vdd)
         return torch.where(i > 0, v, torch.zeros_like(v))
+
+    def nominal_solution(self, i_dac) -> tuple[torch.Tensor, torch.Tensor]:
+        """(V_WL, internal node X) in V of the nominal replica sinking i_dac > 0, both interpolated from the table
+        (the start of the exact solve in ibnn.circuit.replica)."""
+        v, x = self._interp(torch.as_tensor(i_dac, dtype=torch.float64), self._v, self._x)
+        return torch.clamp(v, 0.0, self.vdd), x
+
+    def _interp(self, i: torch.Tensor, *ys: torch.Tensor):
+        """Each y (tabulated against the replica's current) at currents i, linear in log-current (one search)."""
+        li = torch.log(torch.clamp(i, min=1e-300))
+        x = self._logi
+        idx = torch.searchsorted(x, li.reshape(-1).contiguous()).clamp(1, len(x) - 1).reshape(li.shape)
+        x0, x1 = x[idx - 1], x[idx]
+        out = tuple(y[idx - 1] + (li - x0) * (y[idx] - y[idx - 1]) / (x1 - x0) for y in ys)
+        return out[0] if len(out) == 1 else out
 
     def code_to_vwl(self, codes, bit_err=None) -> torch.Tensor:
         """V_WL (V) for codes (with per-bit current errors bit_err, broadcast against codes[..., None])."""
