@@ -44,6 +44,7 @@ import torch
 from .. import params as _params
 from ..repro.device import default_device, elementwise_threads, torch_threads
 from ..validate import check_codes, check_int, check_nonneg, check_positive
+from .bitcell import BitCell
 from .cellmodel import cell_model
 from .column import REFERENCE_CODE, DrainLaw
 from .comparator import CommonModeOffset
@@ -52,6 +53,7 @@ from .nonideal import Nonidealities
 from .physical import ChipOutput, evaluate_ideal, evaluate_physical
 from .replica import replica_sigmas
 from .replica import word_line_voltage as replica_word_line_voltage
+from .wldac import WLDAC
 from .wordline import drive_tables
 
 __all__ = ["Chip", "ChipOutput", "check_params"]
@@ -71,6 +73,20 @@ def check_params(P: _params.ParamSet) -> None:
         check_positive(name, P[name])
     for name in _NONNEG:
         check_nonneg(name, P[name])
+
+
+@_params.cached_per_set(16)
+def _drain_law(P: _params.ParamSet) -> DrainLaw:
+    """The drain law of P's cell at the reference code, fitted once per parameter set."""
+    cell = BitCell(P)
+    v_wl = WLDAC(P, cell).code_to_vwl(torch.tensor(REFERENCE_CODE))
+    return DrainLaw.fit(lambda v: cell.current(v_wl, v), P["vdd"])
+
+
+@_params.cached_per_set(16)
+def _cm_offset(P: _params.ParamSet) -> CommonModeOffset:
+    """The comparator's common-mode offset table of P, once per parameter set."""
+    return CommonModeOffset.from_params(P)
 
 
 class Chip:
@@ -102,10 +118,8 @@ class Chip:
         self.vdd = P["vdd"]
         self.model = cell_model(P, nonideal.compression, P["sigma_vt_cell"] * nonideal.cell_mismatch)
         self.i_lsb = self.model.i_lsb
-        law = DrainLaw.fit(lambda v: self.model.cell.current(
-            self.model.dac.code_to_vwl(torch.tensor(REFERENCE_CODE)), v), self.vdd)
-        self.drain_law = law.scaled(nonideal.compression)
-        self.cm_offset = CommonModeOffset.from_params(P) if nonideal.comparator_cm > 0 else None
+        self.drain_law = _drain_law(P).scaled(nonideal.compression)
+        self.cm_offset = _cm_offset(P) if nonideal.comparator_cm > 0 else None
         self._set_timing(P)
         with torch_threads(elementwise_threads()):
             self._draw()
