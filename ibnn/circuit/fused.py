@@ -3,18 +3,19 @@
 After the look-up sums (ibnn.circuit.factored), everything a cycle does is elementwise over (chips, inputs,
 lines): the first-pass discharge whose mean drop scales the word-line kick, the final discharge, the comparator
 offset at each decision's common mode, the temporal noise and the decision. Written as separate torch operations
-these are dozens of passes over memory; `tail_plain` is that chain written once, and on the CPU it can run compiled
-by torch.compile (inductor's C++ backend fuses it into a few vectorised loops). The compiled and the plain function
+these are dozens of passes over memory; `tail_plain` is that chain written once, in three stages (the mean
+first-pass drop, the final lines, the decisions), and on the CPU each stage can run compiled by torch.compile
+(inductor's C++ backend fuses it into a few vectorised loops). The compiled and the plain function
 compute the same expressions and differ only in float32 rounding (tests/test_speed_paths.py bounds it), so a
 decision can change only where it lies that close to its reference.
 
-The compiled form is one graph per kind of drain law, for any shape (dynamic), any parameter values (the constants
-travel as one tensor, `consts`) and any set of mechanisms (`tail` passes an absent kick or noise as zeros), so a
-process compiles it once: seconds, mostly importing inductor (the generated code is cached on disk across
-processes). By default (IBNN_COMPILE=auto) only evaluations of at least COMPILE_MIN decisions run compiled, so small
-ones (tests, the quick profile) never pay for it; IBNN_COMPILE=1 compiles every evaluation, 0 none. Without a C++
-compiler (torch.compile's requirement on the CPU) or on CUDA (where the eager kernels are fast already) the plain
-function runs.
+The compiled form is one graph per stage and kind of bit-line (ideal or not), for any shape (dynamic), any parameter
+values (the constants travel as one tensor, `consts`) and any set of mechanisms (`tail` passes an absent kick or
+noise as zeros), so a process compiles it once: seconds, mostly importing inductor (the generated code is cached
+on disk across processes). By default (IBNN_COMPILE=auto) only evaluations of at least COMPILE_MIN decisions run
+compiled, so small ones (tests, the quick profile) never pay for it; IBNN_COMPILE=1 compiles every evaluation, 0
+none. Without a C++ compiler (torch.compile's requirement on the CPU) or on CUDA (where the eager kernels are fast
+already) the plain function runs.
 """
 from __future__ import annotations
 
@@ -94,13 +95,18 @@ def _voltages(swing, k, law: DrainLaw | None):
     return torch.clamp(v, min=0.0)
 
 
-def _drops(swing, k, ideal: bool, law):
-    """(V_BL - V_BLB, drops (V) of all 2 C lines): BLBs first, then BLs (`factored.line_matrix`)."""
-    C = swing.shape[-1] // 2
+def _lines(swing, k, ideal: bool, law):
+    """What the lines reach for linear swings (V): their final voltages, or for the ideal (linear) bit-line the
+    swings themselves (its drop is the swing, clipped to the supply)."""
+    return swing if ideal else _voltages(torch.clamp(swing, min=0.0), k, law)
+
+
+def _drops(lines, k, ideal: bool):
+    """(V_BL - V_BLB, drops (V) of all 2 C lines) from `_lines`: BLBs first, then BLs (`factored.line_matrix`)."""
+    C = lines.shape[-1] // 2
     if ideal:
-        return swing[..., :C] - swing[..., C:], torch.minimum(torch.clamp(swing, min=0.0), k[1])
-    v = _voltages(torch.clamp(swing, min=0.0), k, law)
-    return v[..., C:] - v[..., :C], torch.minimum(torch.clamp(k[1] - v, min=0.0), k[1])
+        return lines[..., :C] - lines[..., C:], torch.minimum(torch.clamp(lines, min=0.0), k[1])
+    return lines[..., C:] - lines[..., :C], torch.minimum(torch.clamp(k[1] - lines, min=0.0), k[1])
 
 
 def _cm_weight(v_cm, grid_w, k):
@@ -112,8 +118,34 @@ def _cm_weight(v_cm, grid_w, k):
     return w0 + (t - i) * (w1 - w0)
 
 
+def mean_drop(full, k, ideal: bool = False, law: DrainLaw | None = None):
+    """Stage 1: each input's mean first-pass drop (V) over all 2 C lines, (..., 1): what scales the word-line kick."""
+    _, d = _drops(_lines(full * k[0], k, ideal, law), k, ideal)
+    return d.sum(-1, keepdim=True) / full.shape[-1]
+
+
+def final_lines(full, kick, drop, k, ideal: bool = False, law: DrainLaw | None = None):
+    """Stage 2: `_lines` of the swings with the kick: full x volts_per_lsb - mean drop x kick x volts_per_lsb."""
+    swing = full * k[0] if kick is None else full * k[0] - drop * (kick * k[0])
+    return _lines(swing, k, ideal, law)
+
+
+def decide_lines(lines, nz, ref, off, diff, grid_w, k, ideal: bool = False):
+    """Stage 3: (decisions int8, dv, drop_BL, drop_BLB): the offset at each decision's common mode, the noise of
+    both discharges, the comparison with the reference (ties +1)."""
+    C = lines.shape[-1] // 2
+    dv, d = _drops(lines, k, ideal)
+    d_bl, d_blb = d[..., C:], d[..., :C]
+    dsum = d_bl + d_blb
+    x = dv + (off + k[9] * _cm_weight(k[1] - dsum / 2, grid_w, k) * diff)
+    if nz is not None:
+        x = x + torch.sqrt(k[13] + k[14] * dsum) * nz
+    dec = torch.where(x >= ref, 1, -1).to(torch.int8)
+    return dec, dv, d_bl, d_blb
+
+
 def tail_plain(full, kick, nz, ref, off, diff, grid_w, k, ideal: bool = False, law: DrainLaw | None = None):
-    """Decisions, V_BL - V_BLB and the drops of BL and BLB for the line sums of one chunk.
+    """Decisions, V_BL - V_BLB and the drops of BL and BLB for the line sums of one chunk: the three stages.
 
     Args:
         full, kick: start-of-pulse line sums (LSB) with the window charge, and with the coupling factors (kick None:
@@ -122,20 +154,9 @@ def tail_plain(full, kick, nz, ref, off, diff, grid_w, k, ideal: bool = False, l
             the comparator's grid; k: `consts`; ideal: the linear bit-line; law: a law `tail` does not write out.
     Returns:
         (decisions int8, dv, drop_BL, drop_BLB), each (G, B, C)."""
-    C = full.shape[-1] // 2
-    swing = full * k[0]
-    if kick is not None:
-        _, d = _drops(swing, k, ideal, law)
-        mean_drop = d.sum(-1, keepdim=True) / (2 * C)
-        swing = swing - mean_drop * (kick * k[0])
-    dv, d = _drops(swing, k, ideal, law)
-    d_bl, d_blb = d[..., C:], d[..., :C]
-    dsum = d_bl + d_blb
-    x = dv + (off + k[9] * _cm_weight(k[1] - dsum / 2, grid_w, k) * diff)
-    if nz is not None:
-        x = x + torch.sqrt(k[13] + k[14] * dsum) * nz
-    dec = torch.where(x >= ref, 1, -1).to(torch.int8)
-    return dec, dv, d_bl, d_blb
+    drop = None if kick is None else mean_drop(full, k, ideal, law)
+    lines = final_lines(full, kick, drop, k, ideal, law)
+    return decide_lines(lines, nz, ref, off, diff, grid_w, k, ideal)
 
 
 def compile_wanted(device, n_decisions: int) -> bool:
@@ -162,21 +183,30 @@ def _warn_once(msg: str) -> None:
 
 @functools.lru_cache(maxsize=None)
 def _compiled():
-    return torch.compile(tail_plain, dynamic=True)
+    """The three stages, each compiled on its own: fused into one graph, inductor recomputed the first pass inside
+    the second (one chip's tail ran ~3x slower than the three graphs)."""
+    return tuple(torch.compile(f, dynamic=True) for f in (mean_drop, final_lines, decide_lines))
 
 
 def tail(full, kick, nz, ref, off, diff, grid_w, k, *, ideal: bool, law: DrainLaw | None, compiled: bool):
     """`tail_plain`, compiled (see the module docstring) when `compiled` and the law is one `tail_plain` writes out.
 
-    The compiled form is called with one signature, so a process compiles it once per kind of law: chips and inputs
-    flattened into rows (a group of one chip would otherwise be a graph of its own), per-chip references and offsets
-    expanded to rows, every input a tensor of its own (detached: no view of a differently shaped base), and an absent
-    kick or noise passed as zeros (exact: subtracting or adding zero)."""
+    The compiled stages are called with one signature, so a process compiles each once per kind of law: chips and
+    inputs flattened into rows (a group of one chip would otherwise be a graph of its own), per-chip references and
+    offsets expanded to rows, every input a tensor of its own (detached: no view of a differently shaped base), and
+    an absent kick (with a zero mean drop) or noise passed as zeros (exact: subtracting or adding zero)."""
     if not compiled or law is not None:
         return tail_plain(full, kick, nz, ref, off, diff, grid_w, k, ideal=ideal, law=law)
     G, B, C2 = full.shape
-    kick = torch.zeros_like(full) if kick is None else kick
-    nz = torch.zeros(G, B, C2 // 2, dtype=full.dtype, device=full.device) if nz is None else nz
     rows = lambda t: t.expand(G, B, t.shape[-1]).reshape(G * B, t.shape[-1]).contiguous().detach()  # noqa: E731
-    out = _compiled()(rows(full), rows(kick), rows(nz), rows(ref), rows(off), rows(diff), grid_w, k, ideal=ideal)
+    stage1, stage2, stage3 = _compiled()
+    full_r = rows(full)
+    if kick is None:
+        kick_r, drop = torch.zeros_like(full_r), torch.zeros(G * B, 1, dtype=full.dtype, device=full.device)
+    else:
+        kick_r = rows(kick)
+        drop = stage1(full_r, k, ideal=ideal)
+    nz = torch.zeros(G, B, C2 // 2, dtype=full.dtype, device=full.device) if nz is None else nz
+    lines = stage2(full_r, kick_r, drop, k, ideal=ideal)
+    out = stage3(lines, rows(nz), rows(ref), rows(off), rows(diff), grid_w, k, ideal=ideal)
     return tuple(o.view(G, B, -1) for o in out)
