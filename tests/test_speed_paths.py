@@ -110,3 +110,20 @@ def test_compile_switch_is_checked(monkeypatch):
     assert not fused.compile_wanted("cpu", fused.COMPILE_MIN - 1)       # small evaluations stay eager
     monkeypatch.delenv("IBNN_COMPILE")
     assert not fused.compile_wanted("cpu", 1)
+
+
+def test_kept_tables_follow_the_weights_and_the_timing():
+    """The look-up tables a chip keeps between evaluations are rebuilt when program() or retimed() replaces what
+    they were made of: a reprogrammed or retimed chip evaluates as a fresh one."""
+    x = _codes(6, 200)
+    chip = Chip(P, n_chips=2, seed=3, device="cpu").program(_weights(1))
+    chip.evaluate(x, noise_seed=2)                                  # tables of weights 1 kept
+    fresh = Chip(P, n_chips=2, seed=3, device="cpu").program(_weights(2))
+    got = chip.program(_weights(2)).evaluate(x, noise_seed=2, dv=True)
+    want = fresh.evaluate(x, noise_seed=2, dv=True)
+    assert torch.equal(got.decisions, want.decisions) and torch.equal(got.dv, want.dv)
+    P2 = P.replace(t_eval=2 * P["t_eval"])
+    got = chip.retimed(P2).evaluate(x, noise_seed=2, dv=True)
+    want = fresh.retimed(P2).evaluate(x, noise_seed=2, dv=True)
+    assert torch.equal(got.decisions, want.decisions) and torch.equal(got.dv, want.dv)
+    assert not torch.equal(got.dv, chip.evaluate(x, noise_seed=2, dv=True).dv)   # the retiming acted

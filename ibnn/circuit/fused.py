@@ -84,11 +84,11 @@ def cm_table(chip) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _voltages(swing, k, law: DrainLaw | None):
-    """Final line voltages (V) of linear swings (V): the two exponential pieces of the law (k: the constants),
-    `column.discharge` for any other law (law given), the ideal line VDD - swing (law None)."""
+    """Final line voltages (V) of linear swings (V) >= 0: the two exponential pieces of the law (law None; k: the
+    constants), `column.discharge` for any other law (law given)."""
     if law is not None:
         return discharge(swing, law)
-    s = torch.clamp(swing, min=0.0)
+    s = swing
     low = s <= k[2]
     e = torch.exp(torch.where(low, -k[3] * s, -k[4] * (s - k[2])))
     v = torch.where(low, k[5] * e - k[6], k[7] * e - k[8])

@@ -82,6 +82,7 @@ def evaluate_physical(chip, codes, theta, sel, want_dv, want_drops, noise_seed, 
     ref = torch.zeros(n, C, dtype=torch.float32, device=dev)
     ref[:, slice(None) if sel is None else sel] = (theta * chip.volts_per_lsb).to(torch.float32)      # (n, C) V
     grid, grid_w = fused.cm_table(chip)
+    grid_w = grid_w.to(dev)
     k = fused.consts(chip, grid).to(dev)
     law = None if (chip.drain_law.ideal or fused.two_piece(chip.drain_law)) else chip.drain_law
     kw = dict(ideal=chip.drain_law.ideal, law=law, compiled=fused.compile_wanted(dev, n * B * C))
@@ -97,7 +98,7 @@ def evaluate_physical(chip, codes, theta, sel, want_dv, want_drops, noise_seed, 
             x = codes[b0:b1] if shared else codes[c0:c1, b0:b1]
             full, kick = table_sums(tabs, x, shared)                                        # (G, Bc, 2C) LSB
             dec, dv, d_bl, d_blb = fused.tail(full, kick, _noise(chip, gens, c0, c1, b1 - b0), ref[c0:c1, None],
-                                              off[c0:c1], diff[c0:c1], grid_w.to(dev), k, **kw)
+                                              off[c0:c1], diff[c0:c1], grid_w, k, **kw)
             out.decisions[c0:c1, b0:b1] = pick(dec)
             if want_dv:
                 out.dv[c0:c1, b0:b1] = pick(dv)
