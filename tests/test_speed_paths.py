@@ -1,6 +1,7 @@
 """The fast paths of the chip and of running a mapped network compute what the plain formulations do:
-table look-up line sums == the factored product, one-exponential discharge == column.discharge, a streamed run
-== the run on all chips at once, and the CUDA path == the CPU path (skipped where no CUDA device exists)."""
+table look-up line sums == the factored product, one-exponential discharge == column.discharge, the compiled loop
+and the compiled tail == the torch operations, a streamed run == the run on all chips at once, and the CUDA path ==
+the CPU path (skipped where no CUDA device exists)."""
 from __future__ import annotations
 
 import pytest
@@ -8,9 +9,10 @@ import torch
 from conftest import make_folded, random_codes
 
 from ibnn import params
-from ibnn.circuit import factored, fused
+from ibnn.circuit import factored, fused, kernel
 from ibnn.circuit.chip import Chip
 from ibnn.circuit.column import discharge
+from ibnn.circuit.nonideal import Nonidealities
 from ibnn.mapping import map_network
 from ibnn.mapping.execute import run, run_streamed
 
@@ -38,18 +40,23 @@ def test_table_sums_equal_the_factored_product_within_the_rounding_bound(chip):
     x = _codes(2, 100)
     m = chip._m.view(2, chip.rows, chip.rank, 2 * chip.cols)
     tab = factored.code_tables(chip._u, m)
-    got = factored.table_sums([tab], x, shared=True)[0].double()
-    u, mm = chip._u.double(), m.double()                                           # float64 reference
+    cpl = chip.coupling.to(torch.float32)
+    got, kick = (t.double() for t in factored.table_sums(tab, cpl, x, shared=True))
+    u, mm, a = chip._u.double(), m.double(), cpl.double()                          # float64 references
     ref = torch.stack([sum(u[g, i, x[:, i]] @ mm[g, i] for i in range(chip.rows)) for g in range(2)])
-    assert ref.shape == got.shape
+    ref_k = torch.stack([sum(a[x[:, i], None] * (u[g, i, x[:, i]] @ mm[g, i]) for i in range(chip.rows))
+                         for g in range(2)])
+    assert ref.shape == got.shape == kick.shape
     bound = factored.rounding_bound_lsb(tab) + 1e-5 * float(ref.abs().max())      # + float32 tables (2**-24)
     err, noise_lsb = float((got - ref).abs().max()), chip.noise_sigma / chip.volts_per_lsb
     assert err <= bound
+    assert float((kick - ref_k).abs().max()) <= float(a.abs().max()) * bound       # the kick: weights |a| <= max
     assert bound < 0.25 * noise_lsb and err < 0.002 * noise_lsb                   # below the noise floor
-    per_chip, none = factored.table_sums([tab, None], x.expand(2, -1, -1), shared=False)
-    assert none is None and torch.equal(per_chip, factored.table_sums([tab], x, shared=True)[0])
-    off = factored.table_sums([tab], torch.zeros_like(x), shared=True)[0]           # every row off: leakage
+    per_chip, none = factored.table_sums(tab, None, x.expand(2, -1, -1), shared=False)
+    assert none is None and torch.equal(per_chip, factored.table_sums(tab, None, x, shared=True)[0])
+    off, off_k = factored.table_sums(tab, cpl, torch.zeros_like(x), shared=True)   # every row off: leakage
     assert torch.equal(off, tab[:, :, 0, :].sum(1)[:, None, :].expand_as(off))
+    assert torch.equal(off_k, (tab[:, :, 0, :] * cpl[0]).sum(1)[:, None, :].expand_as(off_k))
 
 
 @pytest.mark.parametrize("s", [1.0, 0.5])
@@ -89,6 +96,7 @@ def test_compiled_tail_equals_the_plain_tail(chip, monkeypatch):
     """The chip's elementwise tail compiled (torch.compile) and run eagerly: the same decisions, dv and drops to
     float32 rounding (a few ulp of the 1-V scale, far below the 1-mV comparator noise)."""
     x = _codes(5, 3000)
+    monkeypatch.setenv("IBNN_KERNEL", "0")
     monkeypatch.setenv("IBNN_COMPILE", "0")
     plain = chip.evaluate(x, noise_seed=4, dv=True, drops=True)
     monkeypatch.setenv("IBNN_COMPILE", "1")
@@ -98,6 +106,62 @@ def test_compiled_tail_equals_the_plain_tail(chip, monkeypatch):
     assert torch.equal(plain.decisions, comp.decisions)
     assert float((plain.dv - comp.dv).abs().max()) <= 1e-6
     assert float((plain.drops - comp.drops).abs().max()) <= 1e-6
+
+
+def _torch_and_kernel(chip, x, monkeypatch, **kw):
+    """One evaluation on the torch path (eager tail) and one through the compiled loop (ibnn.circuit.kernel)."""
+    monkeypatch.setenv("IBNN_COMPILE", "0")
+    out = []
+    for switch in ("0", "1"):
+        monkeypatch.setenv("IBNN_KERNEL", switch)
+        out.append(chip.evaluate(x, noise_seed=4, dv=True, drops=True, **kw))
+    return out
+
+
+def _same_to_rounding(a, b):
+    """The same decisions except where dv lies within float32 rounding of the reference; dv and drops to a few
+    ulp of the 1-V scale (far below the 1-mV comparator noise)."""
+    assert float((a.dv - b.dv).abs().max()) <= 1e-6
+    assert float((a.drops - b.drops).abs().max()) <= 1e-6
+    differ = a.decisions != b.decisions
+    assert int(differ.sum()) <= max(1, differ.numel() // 100_000)
+
+
+@pytest.mark.parametrize("mechanisms", ["all", "no kick", "no noise", "linear lines"])
+def test_compiled_loop_computes_the_torch_path(mechanisms, monkeypatch):
+    """The chip's cycle as one compiled loop (numba) and as torch operations: the same decisions, dv and drops to
+    float32 rounding, with every mechanism on, without the word-line kick, without temporal noise, and on the
+    linear (ideal) bit-line."""
+    pytest.importorskip("numba")
+    ni = {"all": Nonidealities(), "no kick": Nonidealities(wl_coupling=0.0), "no noise":
+          Nonidealities(noise=0.0, physical_noise=0.0), "linear lines": Nonidealities(compression=0.0)}[mechanisms]
+    chip = Chip(P, n_chips=3, seed=3, nonideal=ni, device="cpu").program(_weights(1))
+    assert kernel.available("cpu", None) and (mechanisms != "linear lines" or chip.drain_law.ideal)
+    x = _codes(5, 2500)                                         # two chunks; rows 100.. off: their leakage
+    _same_to_rounding(*_torch_and_kernel(chip, x, monkeypatch))
+
+
+def test_compiled_loop_with_codes_per_chip_and_a_column_subset(chip, monkeypatch):
+    """Codes per chip (n_chips, B, rows) and a column subset take the compiled loop's other indexing."""
+    pytest.importorskip("numba")
+    x = torch.stack([_codes(6, 700), _codes(7, 700)])
+    x[1, :5] = 0                                                # inputs with every row off
+    _same_to_rounding(*_torch_and_kernel(chip, x, monkeypatch))
+    cols = torch.tensor([0, 5, 127])
+    a, b = _torch_and_kernel(chip, x, monkeypatch, cols=cols)
+    _same_to_rounding(a, b)
+    monkeypatch.setenv("IBNN_KERNEL", "1")
+    full = chip.evaluate(x, noise_seed=4, dv=True)
+    assert torch.equal(b.decisions, full.decisions[..., cols]) and torch.equal(b.dv, full.dv[..., cols])
+
+
+def test_kernel_switch_is_checked(monkeypatch):
+    monkeypatch.setenv("IBNN_KERNEL", "yes")
+    with pytest.raises(ValueError, match="IBNN_KERNEL='yes'"):
+        kernel.available("cpu", None)
+    monkeypatch.setenv("IBNN_KERNEL", "1")
+    assert not kernel.available("cuda", None)                           # CUDA runs the torch path
+    assert not kernel.available("cpu", Chip(P, n_chips=1).drain_law)   # a law given: one the loop does not write out
 
 
 def test_compile_switch_is_checked(monkeypatch):

@@ -174,11 +174,10 @@ class Chip:
         self._factors()
 
     def _factors(self) -> None:
-        """The float32 factors the evaluation multiplies: A x q(c) (window charge) and A x q(c) a(c) (coupling)."""
+        """The float32 factors the evaluation multiplies: A x q(c) (window charge; the coupling's sums weight the same
+        table by a(c), `factored.table_sums`)."""
         q = self.window_charge[None, None, :, None]
         self._u = (self._a * q).to(torch.float32).to(self.device)
-        self._uc = ((self._a * q * self.coupling[None, None, :, None]).to(torch.float32).to(self.device)
-                    if bool((self.coupling != 0).any()) else None)
 
     def _exact_table(self, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
         """(rows, codes, cols) cell currents of instance k in LSB: (1 + dbeta_ij) G(V_WL[i, c], dVt_ij) / I_LSB

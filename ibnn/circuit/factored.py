@@ -7,8 +7,9 @@ it too). The line sums of a batch of inputs are then one matrix product per chip
 S_line[b, j] = sum_{i, r} A_i[c_bi, r] M_line[(i, r), j], M_line = B_i[r, j] [w_ij on that line]. The chip
 multiplies the factors out once per evaluation into a table per row, code and line (A_i M_i: rows x codes x
 2 cols, `code_tables`), so the line sums of a batch are one summed look-up per row and input (`table_sums`): rows x
-2 cols additions per input instead of K x rows x 2 cols multiply-adds. Rows whose code is 0 for every input of a
-chunk are added once as their (input-independent) leakage.
+2 cols additions per input instead of K x rows x 2 cols multiply-adds; the word-line kick's sums read the same table,
+weighted by the coupling factor of each input's code. Rows whose code is 0 for every input of a chunk are added
+once as their (input-independent) leakage.
 """
 from __future__ import annotations
 
@@ -170,35 +171,47 @@ def code_tables(u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return torch.bmm(u.reshape(G * rows, n_codes, k), m.reshape(G * rows, k, -1)).view(G, rows, n_codes, -1)
 
 
-def table_sums(tabs, x: torch.Tensor, shared: bool) -> list:
-    """Start-of-pulse current sums (LSB) of both lines of every column, (G, Bc, 2 cols) per table, for a group of
-    G chips: S[g, b] = sum_i tab[g, i, x[b, i]] (one summed look-up per row, `torch.nn.functional.embedding_bag`).
+def active_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """The rows (ascending, int64) whose code is not 0 for some input of the chunk x (..., rows)."""
+    return torch.nonzero((x != 0).reshape(-1, rows).any(0)).flatten()
 
-    tabs: tables (G, rows, codes, 2 cols) from `code_tables` (None entries give None), looked up with the same
-    indices; x the codes of the chunk, (Bc, rows) shared by the chips or (G, Bc, rows). Rows at code 0 for every
-    input of the chunk add their (input-independent) leakage once. Float32: each sum has at most `rows` terms,
-    so its rounding error is below rows x 2**-24 x the sum of the terms' magnitudes (`rounding_bound_lsb`)."""
-    G, rows, n_codes, two_c = next(t for t in tabs if t is not None).shape
-    active = (x != 0).reshape(-1, rows).any(0)
-    idx = torch.nonzero(active).flatten()
+
+def idle_sums(tab: torch.Tensor, active: torch.Tensor, cpl: torch.Tensor | None) -> tuple:
+    """The input-independent sums of the rows not in `active` (at code 0: their leakage), (G, 2 cols) each: with the
+    window charge, and with the coupling factor a(0) (None when cpl is None)."""
+    idle = torch.ones(tab.shape[1], dtype=torch.bool, device=tab.device)
+    idle[active] = False
+    rest = tab[:, idle, 0, :]
+    return rest.sum(1), None if cpl is None else (rest * cpl[0]).sum(1)
+
+
+def table_sums(tab: torch.Tensor, cpl: torch.Tensor | None, x: torch.Tensor, shared: bool) -> tuple:
+    """Start-of-pulse current sums (LSB) of both lines of every column, (G, Bc, 2 cols) each, for a group of G chips:
+    with the window charge, S[g, b] = sum_i tab[g, i, x[b, i]], and with the coupling factors a(c) per code,
+    K[g, b] = sum_i a(x[b, i]) tab[g, i, x[b, i]] (None when cpl is None: no word-line kick); one summed look-up
+    per row (`torch.nn.functional.embedding_bag`, the kick's with per-sample weights).
+
+    tab: tables (G, rows, codes, 2 cols) from `code_tables`; cpl: a(c) (codes,) float32 or None; x the codes of
+    the chunk, (Bc, rows) shared by the chips or (G, Bc, rows). Rows at code 0 for every input of the chunk add their
+    (input-independent) sums once (`idle_sums`). Float32: each sum has at most `rows` terms, so its rounding error is
+    below rows x 2**-24 x the sum of the terms' magnitudes (`rounding_bound_lsb`; for K, times max |a|)."""
+    G, rows, n_codes, two_c = tab.shape
+    idx = active_rows(x, rows)
+    const, const_k = idle_sums(tab, idx, cpl)
     bc = x.shape[-2]
-    flat = None
-    if len(idx):
-        xa = x.long() if len(idx) == rows else x[..., idx].long()                         # every row: no copy
-        base = (idx * n_codes)[None, None, :] + (torch.arange(G, device=x.device) * rows * n_codes)[:, None, None]
-        flat = (base + (xa.unsqueeze(0) if shared else xa)).reshape(G * bc, len(idx))      # (G Bc, na)
-    out = []
-    for tab in tabs:
-        if tab is None:
-            out.append(None)
-            continue
-        const = tab[:, ~active, 0, :].sum(1)                                                  # (G, 2C)
-        if flat is None:
-            out.append(const[:, None, :].expand(G, bc, two_c))
-            continue
-        s = torch.nn.functional.embedding_bag(flat, tab.reshape(-1, two_c), mode="sum")
-        out.append(s.view(G, bc, two_c) + const[:, None, :])
-    return out
+    if not len(idx):
+        full = const[:, None, :].expand(G, bc, two_c)
+        return full, None if cpl is None else const_k[:, None, :].expand(G, bc, two_c)
+    xa = x.long() if len(idx) == rows else x[..., idx].long()                             # every row: no copy
+    base = (idx * n_codes)[None, None, :] + (torch.arange(G, device=x.device) * rows * n_codes)[:, None, None]
+    flat = (base + (xa.unsqueeze(0) if shared else xa)).reshape(G * bc, len(idx))          # (G Bc, na)
+    table = tab.reshape(-1, two_c)
+    full = torch.nn.functional.embedding_bag(flat, table, mode="sum").view(G, bc, two_c) + const[:, None, :]
+    if cpl is None:
+        return full, None
+    w = cpl[xa].expand(G, bc, len(idx)).reshape(G * bc, len(idx))
+    kick = torch.nn.functional.embedding_bag(flat, table, mode="sum", per_sample_weights=w)
+    return full, kick.view(G, bc, two_c) + const_k[:, None, :]
 
 
 def rounding_bound_lsb(tab: torch.Tensor) -> float:

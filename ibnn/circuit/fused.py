@@ -1,5 +1,6 @@
 """The elementwise tail of one classify cycle as one function: from the line sums to the decisions.
 
+The torch path of a cycle (on CUDA, or on the CPU where the compiled loop of ibnn.circuit.kernel does not run).
 After the look-up sums (ibnn.circuit.factored), everything a cycle does is elementwise over (chips, inputs,
 lines): the first-pass discharge whose mean drop scales the word-line kick, the final discharge, the comparator
 offset at each decision's common mode, the temporal noise and the decision. Written as separate torch operations

@@ -2,11 +2,14 @@
 
 The physical path, per group of chips and chunk of inputs: line sums of the factored tables (window charge
 included; multiplied out once per group into a table per row, code and line, `factored.code_tables`, and summed
-by look-up), the word-line kick (a second look-up sum with the coupling factors, scaled by each input's mean
-first-pass line drop over all 2 x cols lines), the closed-form discharge, the comparator offset at each
-decision's common mode, the temporal noise (comparator + kT/C + shot noise of both discharges), the decision.
-Everything after the look-ups is elementwise and runs as one function, `ibnn.circuit.fused.tail` (compiled on the
-CPU). The look-up tables are kept on the chip between evaluations while its factors and weights stay the same.
+by look-up), the word-line kick (the same table's entries weighted by the coupling factor a(c) of each input's
+code, scaled by each input's mean first-pass line drop over all 2 x cols lines), the closed-form discharge, the
+comparator offset at each decision's common mode, the temporal noise (comparator + kT/C + shot noise of both
+discharges), the decision. On the CPU all of it runs as one compiled loop per chunk (`ibnn.circuit.kernel`, numba);
+elsewhere (CUDA, IBNN_KERNEL=0, a drain law the loop does not write out) as the look-ups
+(`factored.table_sums`) and the elementwise tail (`ibnn.circuit.fused.tail`, compiled on the CPU by torch.compile
+for large evaluations). The look-up tables are kept on the chip between evaluations while its factors and weights
+stay the same.
 A column subset (`sel`) is evaluated as part of the full array: the mean drop and the noise draws are those of
 the full evaluation, so its decisions equal the full evaluation's in those columns.
 """
@@ -17,9 +20,9 @@ from dataclasses import dataclass
 import torch
 
 from ..repro.device import torch_threads
-from . import fused
+from . import fused, kernel
 from .column import decide
-from .factored import chip_generator, code_tables, table_sums
+from .factored import active_rows, chip_generator, code_tables, idle_sums, table_sums
 
 CHUNK = 2048              # inputs per chunk (fixed, so noise streams do not depend on the chip grouping)
 GROUP_BYTES = 64 << 20    # memory budget of one group of chips in one chunk
@@ -46,23 +49,36 @@ def _noise(chip, gens, c0, c1, b):
     return nz.to(chip.device)
 
 
-def _group_tables(chip, c0: int, c1: int):
-    """The look-up tables of chips c0..c1-1: line currents per row and code with the window charge, and with the
-    coupling factors (None without coupling); (G, rows, codes, 2 cols) float32 each. Kept on the chip, up to
+def _group_tables(chip, c0: int, c1: int) -> torch.Tensor:
+    """The look-up tables of chips c0..c1-1: line currents per row and code with the window charge, (G, rows, codes,
+    2 cols) float32 (the kick's sums weight the same entries by a(c), `factored.table_sums`). Kept on the chip, up to
     TABLE_CACHE_BYTES, while its factors and weights stay the same objects (program() and retimed() replace them),
     so evaluating the same chips again does not multiply the factors out again."""
-    key = (chip._u, chip._uc, chip._m)
+    key = (chip._u, chip._m)
     cache = getattr(chip, "_table_cache", None)
     if cache is None or any(a is not b for a, b in zip(cache[0], key)):
         cache = chip._table_cache = (key, {}, [0])
     if (c0, c1) in cache[1]:
         return cache[1][(c0, c1)]
-    m = chip._m[c0:c1].view(c1 - c0, chip.rows, chip.rank, 2 * chip.cols)
-    tabs = (code_tables(chip._u[c0:c1], m), None if chip._uc is None else code_tables(chip._uc[c0:c1], m))
-    size = sum(t.numel() * t.element_size() for t in tabs if t is not None)
+    tab = code_tables(chip._u[c0:c1], chip._m[c0:c1].view(c1 - c0, chip.rows, chip.rank, 2 * chip.cols))
+    size = tab.numel() * tab.element_size()
     if cache[2][0] + size <= TABLE_CACHE_BYTES:
-        cache[1][(c0, c1)], cache[2][0] = tabs, cache[2][0] + size
-    return tabs
+        cache[1][(c0, c1)], cache[2][0] = tab, cache[2][0] + size
+    return tab
+
+
+def _chunk(chip, tab, cpl, x, shared, nz, ref, off, diff, grid_w, k, kw, use_kernel, want, threads):
+    """(decisions, dv, drop_BL, drop_BLB) of one chunk for one group: the compiled loop (`kernel.cycle`) or the
+    look-ups (`factored.table_sums`) and the torch tail (`fused.tail`)."""
+    if use_kernel:
+        active = active_rows(x, chip.rows)
+        const_full, const_kick = idle_sums(tab, active, cpl)
+        return kernel.cycle(tab, cpl if cpl is not None else tab.new_zeros(1), x, active, const_full,
+                            const_kick if cpl is not None else const_full, nz, ref, off, diff, grid_w, k,
+                            kick=cpl is not None, ideal=kw["ideal"], want_dv=want[0], want_drops=want[1],
+                            threads=threads)
+    full, kick = table_sums(tab, cpl, x, shared)                                           # (G, Bc, 2C) LSB
+    return fused.tail(full, kick, nz, ref, off, diff, grid_w, k, **kw)
 
 
 def evaluate_physical(chip, codes, theta, sel, want_dv, want_drops, noise_seed, outer_threads):
@@ -75,8 +91,7 @@ def evaluate_physical(chip, codes, theta, sel, want_dv, want_drops, noise_seed, 
     out = ChipOutput(torch.empty(n, B, n_out, dtype=torch.int8, device=dev),
                      torch.empty(n, B, n_out, dtype=torch.float32, device=dev) if want_dv else None,
                      torch.empty(n, B, n_out, 2, dtype=torch.float32, device=dev) if want_drops else None)
-    n_tabs = 2 if chip._uc is not None else 1
-    per_chip = 4 * (n_tabs * R * (chip.max_code + 1) * 2 * C + 12 * CHUNK * 2 * C)
+    per_chip = 4 * (R * (chip.max_code + 1) * 2 * C + 12 * CHUNK * 2 * C)
     group = max(1, min(n, GROUP_BYTES // per_chip))
     gens = [chip_generator(noise_seed, chip.first_chip + c, 1) for c in range(n)]
     ref = torch.zeros(n, C, dtype=torch.float32, device=dev)
@@ -85,20 +100,22 @@ def evaluate_physical(chip, codes, theta, sel, want_dv, want_drops, noise_seed, 
     grid_w = grid_w.to(dev)
     k = fused.consts(chip, grid).to(dev)
     law = None if (chip.drain_law.ideal or fused.two_piece(chip.drain_law)) else chip.drain_law
-    kw = dict(ideal=chip.drain_law.ideal, law=law, compiled=fused.compile_wanted(dev, n * B * C))
+    use_kernel = kernel.available(dev, law)
+    kw = dict(ideal=chip.drain_law.ideal, law=law, compiled=not use_kernel and fused.compile_wanted(dev, n * B * C))
+    cpl = chip.coupling.to(torch.float32).to(dev) if bool((chip.coupling != 0).any()) else None
     off = chip.offset.to(torch.float32).to(dev)[:, None, :]
     diff = (chip.offset_p - chip.offset_n).to(torch.float32).to(dev)[:, None, :]
     pick = (lambda t: t) if sel is None else (lambda t: t[..., sel])
     for c0 in range(0, n, group):
         c1 = min(n, c0 + group)
         with torch_threads(outer_threads):
-            tabs = _group_tables(chip, c0, c1)
+            tab = _group_tables(chip, c0, c1)
         for b0 in range(0, B, CHUNK):
             b1 = min(B, b0 + CHUNK)
             x = codes[b0:b1] if shared else codes[c0:c1, b0:b1]
-            full, kick = table_sums(tabs, x, shared)                                        # (G, Bc, 2C) LSB
-            dec, dv, d_bl, d_blb = fused.tail(full, kick, _noise(chip, gens, c0, c1, b1 - b0), ref[c0:c1, None],
-                                              off[c0:c1], diff[c0:c1], grid_w, k, **kw)
+            dec, dv, d_bl, d_blb = _chunk(chip, tab, cpl, x, shared, _noise(chip, gens, c0, c1, b1 - b0),
+                                          ref[c0:c1, None], off[c0:c1], diff[c0:c1], grid_w, k, kw, use_kernel,
+                                          (want_dv, want_drops), outer_threads)
             out.decisions[c0:c1, b0:b1] = pick(dec)
             if want_dv:
                 out.dv[c0:c1, b0:b1] = pick(dv)
