@@ -89,7 +89,7 @@ def factor_tables(tables, n: int | None = None) -> FactoredTables:
         if n is not None and a_all is None:
             a_all = torch.empty(n, rows, n_codes, keep, dtype=torch.float64)
             b_all = torch.empty(n, rows, keep, cols, dtype=torch.float64)
-        gram = torch.bmm(t, t.transpose(1, 2))
+        gram = bmm(t, t.transpose(1, 2))
         u, theta = leading_eigvecs(gram, keep)                                          # descending
         diag = gram.diagonal(dim1=1, dim2=2)
         u.masked_fill_((diag == 0)[:, :, None], 0.0)  # a code whose table row is 0 (cells off) stays exactly 0
@@ -103,10 +103,10 @@ def factor_tables(tables, n: int | None = None) -> FactoredTables:
         ut = u.transpose(1, 2).contiguous()
         if a_all is None:
             a_list.append(u)
-            b_list.append(torch.bmm(ut, t))
+            b_list.append(bmm(ut, t))
         else:
             a_all[i].copy_(u)
-            torch.bmm(ut, t, out=b_all[i])
+            b_all[i].copy_(bmm(ut, t))
     if n is not None and len(tails) != n:
         raise ValueError(f"factor_tables: n={n} but the tables gave {len(tails)}; accepted: n = their number")
     tail = torch.stack(tails).amax(0)                # worst chip and row, per kept rank
@@ -136,12 +136,27 @@ def leading_eigvecs(gram: torch.Tensor, keep: int | None = None) -> tuple[torch.
             ev, vec = torch.linalg.eigh(gram)
             k = m if keep is None else min(keep, m)
             return vec[:, :, m - k:].flip(2), ev.flip(1).clamp(min=0)
-        q = torch.linalg.qr(torch.matmul(gram, _start(m)))[0]
+        q = _orth(bmm(gram, _start(m).expand(n, m, SUBSPACE)))
         for _ in range(SUBSPACE_STEPS - 1):
-            q = torch.linalg.qr(torch.bmm(gram, q))[0]
-        theta, w = torch.linalg.eigh(torch.bmm(q.transpose(1, 2), torch.bmm(gram, q)))   # ascending
+            q = _orth(bmm(gram, q))
+        theta, w = torch.linalg.eigh(bmm(q.transpose(1, 2), bmm(gram, q)))                # ascending
     k = SUBSPACE if keep is None else min(keep, SUBSPACE)
-    return torch.bmm(q, w[:, :, SUBSPACE - k:].flip(2)), theta.flip(1).clamp(min=0)
+    return bmm(q, w[:, :, SUBSPACE - k:].flip(2)), theta.flip(1).clamp(min=0)
+
+
+def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b for batches of small matrices; on the CPU through numpy's matmul (one BLAS call per matrix), which for
+    the drawing's shapes (128 rows of 32 x 128 tables) is several times faster than torch.bmm."""
+    if a.device.type != "cpu":
+        return torch.matmul(a, b)
+    return torch.from_numpy(np.matmul(a.numpy(), b.numpy()))
+
+
+def _orth(x: torch.Tensor) -> torch.Tensor:
+    """Q of the reduced QR of each matrix of x (n, m, k), through numpy's LAPACK on the CPU (as `bmm`)."""
+    if x.device.type != "cpu":
+        return torch.linalg.qr(x)[0]
+    return torch.from_numpy(np.linalg.qr(x.numpy())[0])
 
 
 @functools.lru_cache(maxsize=4)
@@ -168,7 +183,7 @@ def code_tables(u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """(G, rows, codes, 2 cols) float32: the factored line current of every row at every code, A_i M_i per row
     (u (G, rows, codes, K), m (G, rows, K, 2 cols)); a row's line sum is then a table look-up, not a product."""
     G, rows, n_codes, k = u.shape
-    return torch.bmm(u.reshape(G * rows, n_codes, k), m.reshape(G * rows, k, -1)).view(G, rows, n_codes, -1)
+    return bmm(u.reshape(G * rows, n_codes, k), m.reshape(G * rows, k, -1)).view(G, rows, n_codes, -1)
 
 
 def active_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
