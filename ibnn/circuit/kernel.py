@@ -51,6 +51,7 @@ def available(device, law) -> bool:
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
+    """A contiguous numpy view of a CPU tensor (a copy only where it is not contiguous)."""
     return t.detach().contiguous().numpy()
 
 
@@ -78,9 +79,9 @@ def cycle(tab, cpl, x, active, const_full, const_kick, nz, ref, off, diff, grid_
     old = numba.get_num_threads()
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     try:
-        _cycle(_np(tab), _np(cpl), _np(xs.to(torch.int64)), _np(active), _np(const_full), _np(const_kick),
-                    noise, _np(ref.reshape(G, C)), _np(off.reshape(G, C)), _np(diff.reshape(G, C)), _np(grid_w),
-                    _np(k), flags, dec, dv, d_bl, d_blb)
+        _cycle(_np(tab), _np(cpl), _np(xs.to(torch.int64)), _np(active), _np(const_full), _np(const_kick), noise,
+               _np(ref.reshape(G, C)), _np(off.reshape(G, C)), _np(diff.reshape(G, C)), _np(grid_w), _np(k), flags,
+               dec, dv, d_bl, d_blb)
     finally:
         numba.set_num_threads(old)
     out = torch.from_numpy(dec)
