@@ -189,25 +189,32 @@ def test_bad_jobs_values_fail_before_any_work_in_one_line(tmp_path):
 # -- the schedule, on fakes ---------------------------------------------------------------------------------------
 
 def test_a_notebook_waits_for_the_earlier_ones_whose_files_it_shares_and_for_all_when_unknown():
-    A = schedule.ALL
-    feet = [(set(), {"r/a"}), (set(), {"r/b"}), ({"r/a"}, {"r/c"}), ({"r/d"}, {"r/e"}), (set(), {"r/d"}),
-            (set(), {"r/e", "r/f"}), (A, A), (set(), {"r/g"})]
-    assert schedule.predecessors(feet, 2) == [set(), set(), {0}, set(), {3}, {3}, {0, 1, 2, 3, 4, 5}, {6}]
+    F, A = schedule.Footprint, schedule.ALL
+    feet = [F(set(), {"r/a"}, True), F(set(), {"r/b"}, True), F({"r/a"}, {"r/c"}, True), F({"r/d"}, {"r/e"}, True),
+            F(set(), {"r/d"}, True), F(set(), {"r/e", "r/f"}, True), F(A, A, False), F(set(), {"r/g"}, True),
+            F({"r/g"}, {"r/h"}, False), F(set(), {"r/i"}, True), F({"r/h"}, set(), True)]
+    assert schedule.predecessors(feet, 2) == [set(), set(), {0}, set(), {3}, {3}, set(range(6)), {6},
+                                              set(range(8)), {6}, {6, 8}]
     assert schedule.predecessors(feet, 1) == [set(range(j)) for j in range(len(feet))]
-    #  (2 reads 0's file; 4 writes what 3 read; 5 writes what 3 wrote; 6 is unknown: every one waits around it)
+    # 2 reads 0's file; 4 writes what 3 read; 5 writes what 3 wrote; 6 has no stamp: all wait around it; 8's code
+    # changed: it waits for all earlier ones, and 9 and 10 for it only where their files meet (10 reads 8's h)
 
 
 def test_the_committed_record_lets_01_02_03_08_start_together_and_the_rest_wait_for_their_inputs():
-    """From the record's stamps (as a FORCE=1 run with unchanged code sees them): who waits for whom."""
+    """From the record's stamps (as a FORCE=1 run with unchanged code sees them): who waits for whom; and no
+    notebook reads a later one's output (what the schedule assumes of a notebook whose code changed)."""
     stamps = st.load(io.REPO_ROOT)
     stems = sorted(stamps)
     if len(stems) < 10 or any(e.get("legacy") for e in stamps.values()):
         pytest.skip("the committed record predates the stamp format")
-    feet = [(set(stamps[s]["deps"]["inputs"]), set(stamps[s]["outputs"])) for s in stems]
+    feet = [schedule.Footprint(set(stamps[s]["deps"]["inputs"]), set(stamps[s]["outputs"]), True) for s in stems]
     waits = {stems[j][:2]: sorted(stems[i][:2] for i in p) for j, p in enumerate(schedule.predecessors(feet, 2))}
     assert {k for k, v in waits.items() if not v} >= {"01", "02", "03", "08"}, waits
     assert waits["04"] == waits["05"] == waits["06"] == waits["09"] == ["03"] and waits["07"] == ["06"], waits
     assert set(waits["10"]) >= {"03", "05", "06", "07", "08", "09"}, waits
+    backward = [(stems[i], rel) for i, f in enumerate(feet) for j in range(i + 1, len(feet))
+                for rel in f.inputs & feet[j].outputs]
+    assert not backward, backward
 
 
 class FakeRunner:
@@ -264,7 +271,7 @@ def test_drive_runs_at_most_n_and_starts_a_reader_only_after_its_producers_commi
     assert schedule.chain_seconds(preds, secs) == [4.0, 5.0, 3.0, 3.0, 1.0]
     assert starts[1] == 0.0 and starts[0] == 0.0            # the longest chains first
     runner = FakeRunner(secs)                                # one job: file order, one at a time
-    schedule.drive(schedule.predecessors([(None, None)] * 5, 1), 1, [0.0] * 5, Hooks(runner), runner)
+    schedule.drive(schedule.predecessors([None] * 5, 1), 1, [0.0] * 5, Hooks(runner), runner)
     assert [i for _, i, *_ in runner.log] == [0, 1, 2, 3, 4] and max(n for *_, n in runner.log) == 1
 
     # Up to date (decide False): done at once, nothing started, its readers free to go.
@@ -304,3 +311,21 @@ def test_workers_bring_back_what_execute_returns_and_its_failure(monkeypatch, tm
     i, got, exc = w.wait()
     assert (i, got, type(exc), str(exc)) == (4, None, NotebookFailed, "notebook 4 failed in cell [3]")
     assert "_fails" in str(exc.__cause__)                  # the worker's traceback comes along
+
+
+def test_readme_run_times_say_how_many_notebooks_ran_at_a_time(tmp_path):
+    from ibnn.repro import pipeline as pl
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{pl.TIMES_START}\n{pl.TIMES_END}\n")
+    timings = {"01_a": {"seconds": 10.0, "profile": "full", "jobs": 2}, "02_b": {"seconds": 30.0, "profile": "full",
+               "jobs": 2}, pl.WHOLE_RUN: {"seconds": 32.0, "profile": "full", "jobs": 2}}
+    assert pl.record_times(tmp_path, ["01_a", "02_b"], timings)
+    text = readme.read_text()
+    assert "| all | 40 s |\n| the last run of every notebook, 2 at a time | 32 s |" in text
+    assert f"on {os.cpu_count()} CPU cores, 2 notebooks at a time (each time measured under its neighbours' " \
+           f"load), load average" in text
+    timings["02_b"] = {"seconds": 20.0, "profile": "full"}           # rerun alone (or timed before --jobs)
+    del timings[pl.WHOLE_RUN]
+    assert pl.record_times(tmp_path, ["01_a", "02_b"], timings)
+    assert ("1 or 2 notebooks at a time (as each notebook's last run did; each time measured under its neighbours' "
+            "load), load average") in readme.read_text()

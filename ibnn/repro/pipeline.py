@@ -255,17 +255,18 @@ def record_times(root: Path, stems: list[str], timings: dict) -> bool:
         return False
     rows = [(s, timings[s]["seconds"]) for s in stems if timings.get(s, {}).get("profile") == "full"]
     whole = timings.get(WHOLE_RUN) if timings.get(WHOLE_RUN, {}).get("profile") == "full" else None
-    jobs = sorted({timings[s].get("jobs", 1) for s, _ in rows})
-    at_once = (f"{jobs[0]} notebook{'s' if jobs[0] > 1 else ''} at a time" if len(jobs) == 1 else
-               f"{' or '.join(map(str, jobs))} notebooks at a time (each notebook's last run)")
-    beside = " (each time measured under its neighbours' load)" if jobs[-1] > 1 else ""
+    jobs = sorted({timings[s].get("jobs", 1) for s, _ in rows}) or [1]
+    beside = "each time measured under its neighbours' load" if jobs[-1] > 1 else ""
+    at_once = (f"{jobs[0]} notebook{'s' if jobs[0] > 1 else ''} at a time" + (f" ({beside})" if beside else "")
+               if len(jobs) == 1 else f"{' or '.join(map(str, jobs))} notebooks at a time (as each notebook's "
+               f"last run did; {beside})")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     table = "\n".join(["| notebook | wall time of its last full run |", "| --- | --- |"]
                       + [f"| `{s}` | {_fmt_s(sec)} |" for s, sec in rows]
                       + [f"| all | {_fmt_s(sum(sec for _, sec in rows))} |"]
                       + ([f"| the last run of every notebook, {whole['jobs']} at a time | {_fmt_s(whole['seconds'])} |"]
                          if whole else [])
-                      + ["", f"Measured by `make figures` on {os.cpu_count()} CPU cores, {at_once}{beside}, load "
+                      + ["", f"Measured by `make figures` on {os.cpu_count()} CPU cores, {at_once}, load "
                          f"average {load:.1f} at the end of the run, {time.strftime('%Y-%m-%d')}."])
     start, end = text.index(TIMES_START) + len(TIMES_START), text.index(TIMES_END)
     new = text[:start] + "\n" + table + "\n" + text[end:]
@@ -329,7 +330,8 @@ def main(argv=None) -> int:
         print(f"ibnn: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("ibnn: interrupted; the record is as it was before the running notebooks started", file=sys.stderr)
+        which = "notebook" if f"{a.jobs}".strip() == "1" else "notebooks"
+        print(f"ibnn: interrupted; the record is as it was before the running {which} started", file=sys.stderr)
         return 130
 
 

@@ -4,16 +4,18 @@ The same record as one at a time. Two notebooks conflict when one may read what 
 write the same file: the earlier one's recorded outputs (its stamp) meet the later one's recorded inputs (the
 producer and its reader), the later one's outputs meet the earlier one's inputs (the earlier one, run first
 in file order, must read the old file), or their outputs meet (the later one's file must win). A notebook
-starts only when every earlier notebook it conflicts with has finished and been committed. What a stamp
-records is trusted only while the code that decided it is the one recorded: the stamp exists and finished,
-the profile, the source and every module, parameter entry and package data file it used are unchanged, and
-it lists its outputs. Otherwise the notebook may read and write anything: it conflicts with every other
-one (it waits for all earlier notebooks, all later ones wait for it). Notebooks that do not conflict touch
-disjoint files, and the stamps and timings are written by the main process alone, one commit at a time, so
-the order they finish in changes nothing. A notebook's staleness is decided when its conflicting
-predecessors have committed, as the sequential loop decides it: outputs that come out byte-identical still
-leave their readers up to date. (A notebook whose set of files depended on its data, not on its code, would
-be outside this argument; ibnn's notebooks read and write fixed names.)
+starts only when every earlier notebook it conflicts with has finished and been committed. Where the record
+may be out of date, more waits: a notebook whose stamp is missing, unfinished, of the first format or lists no
+outputs may read and write anything (it waits for all earlier notebooks, all later ones wait for it); one
+whose code changed since its stamp (its profile, source, or a module, parameter entry or package data file
+it used) may read files it did not read before, so it waits for all earlier ones, and the later ones wait
+for it where its recorded files meet theirs (their code unchanged, they read what they read before).
+Notebooks that do not conflict touch disjoint files, and the stamps and timings are written by the main
+process alone, one commit at a time, so the order they finish in changes nothing. A notebook's staleness is
+decided when its conflicting predecessors have committed, as the sequential loop decides it: outputs that
+come out byte-identical still leave their readers up to date. Outside this argument: a notebook whose set of
+files depends on its data rather than its code, or one reading a later notebook's output (data flows down
+the notebooks; tests/test_pipeline_parallel.py checks the committed record for it).
 
 Order: of the notebooks free to start, the one heading the longest chain of last-run times goes first (the
 training, then what reads its checkpoint), ties in file order. With one job every notebook waits for all
@@ -39,10 +41,11 @@ import signal
 import traceback
 from multiprocessing.connection import wait as _wait_any
 from pathlib import Path
+from typing import NamedTuple
 
 from . import stamps as st
 
-ALL = None                      # a footprint that may touch any file
+ALL = None                      # "may touch any file"
 PRELOAD = ["nbformat", "papermill", "ibnn.repro.execute"]
 STOP_GRACE_S = 30.0             # how long an interrupted worker gets to shut its kernel down
 
@@ -61,30 +64,40 @@ def check_jobs(value) -> int:
     return min(value, cores)
 
 
-def footprint(src: Path, entry: dict | None, root: Path, profile: str, P) -> tuple[set | None, set | None]:
-    """(inputs, outputs) the notebook may read and write: its stamp's when trusted (module docstring), else
-    (ALL, ALL)."""
-    if (not entry or entry.get("legacy") or entry.get("committing") or entry.get("profile") != profile
-            or not entry.get("outputs") or entry.get("source") != st.notebook_digest(src)):
-        return ALL, ALL
+class Footprint(NamedTuple):
+    """The files a notebook may read and write (ALL: any), and whether its reads are the recorded ones."""
+    inputs: set | None
+    outputs: set | None
+    known: bool
+
+
+def footprint(src: Path, entry: dict | None, root: Path, profile: str, P) -> Footprint:
+    """What the notebook's stamp says it reads and writes, and whether that still holds (module docstring)."""
+    if not entry or entry.get("legacy") or entry.get("committing") or not entry.get("outputs"):
+        return Footprint(ALL, ALL, False)
     deps = entry.get("deps", {})
     code = {k: deps.get(k, {}) for k in ("modules", "params", "package_data")}     # what decided its reads
-    if st._dependency_reasons(code, root, P):
-        return ALL, ALL
-    return set(deps.get("inputs", {})), set(entry["outputs"])
+    known = (entry.get("profile") == profile and entry.get("source") == st.notebook_digest(src)
+             and not st._dependency_reasons(code, root, P))
+    return Footprint(set(deps.get("inputs", {})), set(entry["outputs"]), known)
 
 
 def _meet(a: set | None, b: set | None) -> bool:
     return a is ALL or b is ALL or bool(a & b)
 
 
-def predecessors(feet: list[tuple], jobs: int) -> list[set[int]]:
+def _conflict(early: Footprint, late: Footprint) -> bool:
+    """Whether `late` must wait for `early` (module docstring)."""
+    return (not late.known or _meet(early.outputs, late.inputs) or _meet(early.inputs, late.outputs)
+            or _meet(early.outputs, late.outputs))
+
+
+def predecessors(feet: list[Footprint], jobs: int) -> list[set[int]]:
     """For each notebook (file order), the earlier ones it must wait for: those it conflicts with (module
     docstring); with one job, all earlier ones."""
     if jobs == 1:
         return [set(range(j)) for j in range(len(feet))]
-    return [{i for i in range(j) if _meet(feet[i][1], feet[j][0]) or _meet(feet[i][0], feet[j][1])
-             or _meet(feet[i][1], feet[j][1])} for j in range(len(feet))]
+    return [{i for i in range(j) if _conflict(feet[i], feet[j])} for j in range(len(feet))]
 
 
 def chain_seconds(preds: list[set[int]], seconds: list[float]) -> list[float]:
