@@ -294,11 +294,6 @@ def test_drive_after_a_failure_starts_nothing_commits_the_running_and_raises_the
     assert runner.stopped == 1
 
 
-def _fails(message):
-    from ibnn.repro.execute import NotebookFailed
-    raise NotebookFailed(message)
-
-
 def test_workers_bring_back_what_execute_returns_and_its_failure(monkeypatch, tmp_path):
     from ibnn.repro.execute import NotebookFailed, Staged
     monkeypatch.setattr(schedule, "PRELOAD", [])
@@ -306,11 +301,12 @@ def test_workers_bring_back_what_execute_returns_and_its_failure(monkeypatch, tm
     w = schedule.Workers(Staged, lambda i: (staged.stage, staged.notebook, staged.manifest))
     w.start(0)
     assert w.busy == 1 and w.wait() == (0, staged, None) and w.busy == 0
-    w = schedule.Workers(_fails, lambda i: (f"notebook {i} failed in cell [3]",))
+    fails = "from ibnn.repro.execute import NotebookFailed\nraise NotebookFailed('notebook {} failed in cell [3]')"
+    w = schedule.Workers(exec, lambda i: (fails.format(i),))     # exec: a function the worker can import
     w.start(4)
     i, got, exc = w.wait()
     assert (i, got, type(exc), str(exc)) == (4, None, NotebookFailed, "notebook 4 failed in cell [3]")
-    assert "_fails" in str(exc.__cause__)                  # the worker's traceback comes along
+    assert "in _worker" in str(exc.__cause__) and "line 2, in <module>" in str(exc.__cause__)    # its traceback
 
 
 def test_readme_run_times_say_how_many_notebooks_ran_at_a_time(tmp_path):
