@@ -133,7 +133,8 @@ def test_a_failure_lets_the_running_notebook_land_and_a_reader_waits_for_its_pro
     assert json.loads((root / "results" / "02_b.json").read_text())["salt"] == 2
 
 
-def test_ctrl_c_of_the_main_process_alone_stops_its_workers_and_leaves_the_record(built3):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_kill_of_the_main_process_alone_stops_its_workers_and_leaves_the_record(built3, sig):
     root, env = built3
     before = snapshot(root)
     proc = subprocess.Popen([sys.executable, "-m", "ibnn.repro.pipeline", "--force", "--jobs", "2"], cwd=root,
@@ -144,9 +145,9 @@ def test_ctrl_c_of_the_main_process_alone_stops_its_workers_and_leaves_the_recor
         if log.exists() and "01_a start" in log.read_text() and "03_c start" in log.read_text():
             break
         time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGINT)     # the main process only: it must stop the workers itself
+    os.kill(proc.pid, sig)               # the main process only: SIGINT, it stops the workers; SIGTERM, it dies
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted" in err, out + err
+    assert (proc.returncode, "interrupted" in err) == ((130, True) if sig == signal.SIGINT else (-sig, False)), err
     outputs_intact(root)
     assert snapshot(root) == before
     for _ in range(200):                 # the workers, their kernels and the forkserver exit (within seconds)

@@ -195,7 +195,8 @@ class _Run:
         preds = schedule.predecessors(feet, self.jobs)
         last = [(self.timings.get(p.stem) or {}).get("seconds", 1.0) for p in self.nbs]
         runner = (schedule.InProcess(lambda i: execute(self.nbs[i], self.root, self.profile)) if self.jobs == 1
-                  else schedule.Workers(execute, lambda i: (self.nbs[i], self.root, self.profile)))
+                  else schedule.Workers(execute, lambda i: (self.nbs[i], self.root, self.profile),
+                                        lambda i: self.nbs[i].stem))
         schedule.drive(preds, self.jobs, schedule.chain_seconds(preds, last), self, runner)
 
     def decide(self, i: int) -> bool:

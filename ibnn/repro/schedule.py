@@ -30,20 +30,24 @@ through a pipe; only the main process commits. Signals: a worker turns the first
 KeyboardInterrupt inside papermill (as Ctrl-C does in the sequential run: nbclient shuts its kernel down) and
 ignores the next; on KeyboardInterrupt the main process sends each running worker SIGTERM (a Ctrl-C on the
 terminal reached them already; `kill -INT` of the main process alone did not), waits for them and re-raises.
-Nothing is committed half-way; the next run removes their staging folders.
+A worker whose main process died unannounced (`kill` or SIGKILL of it alone) sees its pipe close and stops
+itself the same way. Nothing is committed half-way; the next run removes their staging folders.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 import re
 import signal
+import threading
 import traceback
 from multiprocessing.connection import wait as _wait_any
 from pathlib import Path
 from typing import NamedTuple
 
 from . import stamps as st
+from .execute import NotebookFailed
 
 ALL = None                      # "may touch any file"
 PRELOAD = ["nbformat", "papermill", "ibnn.repro.execute"]
@@ -181,28 +185,45 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _watch_main(conn, sent: threading.Event) -> None:
+    """A worker whose main process died without stopping it (`kill` or SIGKILL of the main process alone: its end
+    of the pipe closes) stops its notebook instead of running on unseen."""
+    try:
+        conn.poll(None)                                  # the main process never writes: this returns at EOF
+    except OSError:
+        pass
+    if not sent.is_set():
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker(conn, fn, args) -> None:
     """In the worker process: fn(*args) and its result (or exception) through the pipe."""
+    sent = threading.Event()
     try:
         signal.signal(signal.SIGINT, _interrupt)        # Ctrl-C reaches the group; the main process sends SIGTERM
         signal.signal(signal.SIGTERM, _interrupt)
+        threading.Thread(target=_watch_main, args=(conn, sent), daemon=True).start()
         result = (fn(*args), None, None)
     except KeyboardInterrupt:
         return                                           # the main process is stopping: send nothing
     except BaseException as exc:                         # noqa: BLE001 (sent to the main process)
         result = (None, exc, traceback.format_exc())
+    sent.set()
     try:
-        conn.send(result)
-    except Exception as exc:                             # noqa: BLE001 (an exception that does not pickle)
-        conn.send((None, RuntimeError(f"{type(result[1]).__name__}: {result[1]} ({exc})"), result[2]))
+        try:
+            conn.send(result)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:     # an exception that does not pickle
+            conn.send((None, RuntimeError(f"{type(result[1]).__name__}: {result[1]} ({exc})"), result[2]))
+    except OSError:
+        pass                                             # the main process is gone: nobody to tell
 
 
 class Workers:
     """One worker process per notebook, forked from a forkserver that preloaded papermill (module docstring);
-    `args(i)` gives the arguments of `fn` for notebook i."""
+    `args(i)` gives the arguments of `fn` for notebook i, `label(i)` its name in messages."""
 
-    def __init__(self, fn, args):
-        self.fn, self.args, self.running = fn, args, {}
+    def __init__(self, fn, args, label=lambda i: f"notebook {i + 1}"):
+        self.fn, self.args, self.label, self.running = fn, args, label, {}
         self.ctx = mp.get_context("forkserver")
         self.ctx.set_forkserver_preload(PRELOAD)
 
@@ -212,10 +233,10 @@ class Workers:
 
     def start(self, i: int) -> None:
         """Start notebook i in a new worker process."""
-        r, w = self.ctx.Pipe(duplex=False)
+        r, w = self.ctx.Pipe(duplex=True)                # duplex: the worker sees EOF when the main process dies
         proc = self.ctx.Process(target=_worker, args=(w, self.fn, self.args(i)), name=f"ibnn-notebook-{i}")
         proc.start()
-        w.close()                                        # the worker holds the only writer: EOF when it dies
+        w.close()                                        # the worker holds the only other end: EOF when it dies
         self.running[i] = (proc, r)
 
     def wait(self):
@@ -228,8 +249,8 @@ class Workers:
             staged, exc, tb = r.recv()
         except EOFError:
             proc.join()
-            staged, exc, tb = None, RuntimeError(f"the worker process of notebook {i + 1} ended without a result "
-                                                 f"(exit status {proc.exitcode})"), None
+            staged, exc, tb = None, NotebookFailed(f"{self.label(i)}: its worker process ended without a result "
+                                                   f"(exit status {proc.exitcode}); the record is unchanged"), None
         r.close()
         proc.join()
         if tb:
