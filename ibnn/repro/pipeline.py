@@ -255,16 +255,18 @@ def record_times(root: Path, stems: list[str], timings: dict) -> bool:
     if TIMES_START not in text or TIMES_END not in text:
         return False
     rows = [(s, timings[s]["seconds"]) for s in stems if timings.get(s, {}).get("profile") == "full"]
-    whole = timings.get(WHOLE_RUN) if timings.get(WHOLE_RUN, {}).get("profile") == "full" else None
+    whole = timings.get(WHOLE_RUN, {})
+    whole = whole if whole.get("profile") == "full" and whole.get("jobs", 1) > 1 else None   # else: the sum
     jobs = sorted({timings[s].get("jobs", 1) for s, _ in rows}) or [1]
     beside = "each time measured under its neighbours' load" if jobs[-1] > 1 else ""
     at_once = (f"{jobs[0]} notebook{'s' if jobs[0] > 1 else ''} at a time" + (f" ({beside})" if beside else "")
                if len(jobs) == 1 else f"{' or '.join(map(str, jobs))} notebooks at a time (as each notebook's "
                f"last run did; {beside})")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    summed = " (summed; they overlapped)" if beside else ""
     table = "\n".join(["| notebook | wall time of its last full run |", "| --- | --- |"]
                       + [f"| `{s}` | {_fmt_s(sec)} |" for s, sec in rows]
-                      + [f"| all | {_fmt_s(sum(sec for _, sec in rows))} |"]
+                      + [f"| all{summed} | {_fmt_s(sum(sec for _, sec in rows))} |"]
                       + ([f"| the last run of every notebook, {whole['jobs']} at a time | {_fmt_s(whole['seconds'])} |"]
                          if whole else [])
                       + ["", f"Measured by `make figures` on {os.cpu_count()} CPU cores, {at_once}, load "

@@ -4,18 +4,17 @@ The same record as one at a time. Two notebooks conflict when one may read what 
 write the same file: the earlier one's recorded outputs (its stamp) meet the later one's recorded inputs (the
 producer and its reader), the later one's outputs meet the earlier one's inputs (the earlier one, run first
 in file order, must read the old file), or their outputs meet (the later one's file must win). A notebook
-starts only when every earlier notebook it conflicts with has finished and been committed. Where the record
-may be out of date, more waits: a notebook whose stamp is missing, unfinished, of the first format or lists no
-outputs may read and write anything (it waits for all earlier notebooks, all later ones wait for it); one
-whose code changed since its stamp (its profile, source, or a module, parameter entry or package data file
-it used) may read files it did not read before, so it waits for all earlier ones, and the later ones wait
-for it where its recorded files meet theirs (their code unchanged, they read what they read before).
-Notebooks that do not conflict touch disjoint files, and the stamps and timings are written by the main
-process alone, one commit at a time, so the order they finish in changes nothing. A notebook's staleness is
-decided when its conflicting predecessors have committed, as the sequential loop decides it: outputs that
-come out byte-identical still leave their readers up to date. Outside this argument: a notebook whose set of
-files depends on its data rather than its code, or one reading a later notebook's output (data flows down
-the notebooks; tests/test_pipeline_parallel.py checks the committed record for it).
+starts only when every earlier notebook it conflicts with has finished and been committed. A stamp is trusted
+only while the code that decided what the notebook reads and writes is the recorded one: the stamp exists and
+finished, lists its outputs, and the profile, the source and every module, parameter entry and package data
+file the run used are unchanged. Otherwise the notebook may read and write anything: it conflicts with every
+other one (it waits for all earlier notebooks, all later ones wait for it). That costs little: in a run after
+a code edit the notebooks that run are mostly the edited ones and their readers, which wait for each other
+anyway; a FORCE=1 run on unchanged code trusts every stamp. Notebooks that do not conflict touch disjoint
+files, and the stamps and timings are written by the main process alone, one commit at a time, so the order
+they finish in changes nothing. A notebook's staleness is decided when its conflicting predecessors have
+committed, as the sequential loop decides it: outputs that come out byte-identical still leave their readers
+up to date. Outside this argument: a notebook whose set of files depends on its data, not on its code.
 
 Order: of the notebooks free to start, the one heading the longest chain of last-run times goes first (the
 training, then what reads its checkpoint), ties in file order. With one job every notebook waits for all
@@ -69,21 +68,21 @@ def check_jobs(value) -> int:
 
 
 class Footprint(NamedTuple):
-    """The files a notebook may read and write (ALL: any), and whether its reads are the recorded ones."""
+    """The files a notebook may read and write (ALL: any)."""
     inputs: set | None
     outputs: set | None
-    known: bool
 
 
 def footprint(src: Path, entry: dict | None, root: Path, profile: str, P) -> Footprint:
-    """What the notebook's stamp says it reads and writes, and whether that still holds (module docstring)."""
-    if not entry or entry.get("legacy") or entry.get("committing") or not entry.get("outputs"):
-        return Footprint(ALL, ALL, False)
+    """What the notebook's stamp says it reads and writes while that holds, else (ALL, ALL) (module docstring)."""
+    if (not entry or entry.get("legacy") or entry.get("committing") or not entry.get("outputs")
+            or entry.get("profile") != profile or entry.get("source") != st.notebook_digest(src)):
+        return Footprint(ALL, ALL)
     deps = entry.get("deps", {})
     code = {k: deps.get(k, {}) for k in ("modules", "params", "package_data")}     # what decided its reads
-    known = (entry.get("profile") == profile and entry.get("source") == st.notebook_digest(src)
-             and not st._dependency_reasons(code, root, P))
-    return Footprint(set(deps.get("inputs", {})), set(entry["outputs"]), known)
+    if st._dependency_reasons(code, root, P):
+        return Footprint(ALL, ALL)
+    return Footprint(set(deps.get("inputs", {})), set(entry["outputs"]))
 
 
 def _meet(a: set | None, b: set | None) -> bool:
@@ -92,8 +91,7 @@ def _meet(a: set | None, b: set | None) -> bool:
 
 def _conflict(early: Footprint, late: Footprint) -> bool:
     """Whether `late` must wait for `early` (module docstring)."""
-    return (not late.known or _meet(early.outputs, late.inputs) or _meet(early.inputs, late.outputs)
-            or _meet(early.outputs, late.outputs))
+    return _meet(early.outputs, late.inputs) or _meet(early.inputs, late.outputs) or _meet(early.outputs, late.outputs)
 
 
 def predecessors(feet: list[Footprint], jobs: int) -> list[set[int]]:
