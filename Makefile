@@ -2,6 +2,7 @@
 #   make figures   rerun the notebooks whose inputs changed (papermill) -> figures/, results/, notebooks/, README
 #                  FAST=1: quick profile into scratch/fast/ (the committed record is left alone)
 #                  FORCE=1: rerun every notebook; FORCE=05_accuracy_on_chip: that one; DRY=1: say what would rerun
+#                  JOBS=N: up to N independent notebooks at a time (default 2, at most the CPU count; 1: in order)
 #   make test      unit tests, then every notebook under nbval (quick profile, into a scratch folder)
 #   make lab       open the notebooks in JupyterLab (hand runs write into scratch/full/)
 SHELL := /bin/bash
@@ -24,7 +25,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 figures: $(STAMP)
-	@$(PY) -m ibnn.repro.pipeline $(if $(FAST),--fast) $(if $(DRY),--dry-run) \
+	@$(PY) -m ibnn.repro.pipeline $(if $(FAST),--fast) $(if $(DRY),--dry-run) $(if $(JOBS),--jobs $(JOBS)) \
 	  $(if $(FORCE),--force $(filter-out 1,$(FORCE)))
 
 test: unit nbval

@@ -300,12 +300,12 @@ def test_a_quick_run_writes_into_scratch_drops_injected_parameters_and_is_marked
     assert "01_a: would run: notebooks/01_a.ipynb holds papermill-injected parameters" in r.stdout, r.stdout
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_interrupt_leaves_no_half_written_output(built, sig):
-    root, env = built
+@pytest.mark.parametrize("sig, jobs", [(signal.SIGINT, "1"), (signal.SIGINT, "2"), (signal.SIGKILL, "2")])
+def test_interrupt_leaves_no_half_written_output(built, sig, jobs):
+    root, env = built                      # jobs 1: in the main process; 2 (the default): in a worker process
     make_nb(root / "notebooks" / "01_a.ipynb", [(SRC_A[0][0].replace("0.0", "0.5"), ["parameters"])] + SRC_A[1:])
-    proc = subprocess.Popen([sys.executable, "-m", "ibnn.repro.pipeline", "--only", "01_a"], env=env, cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "ibnn.repro.pipeline", "--only", "01_a", "--jobs", jobs], env=env,
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     time.sleep(random.Random(1234 + int(sig)).uniform(0.5, 4.0))
     os.killpg(proc.pid, sig)               # the whole group: papermill and its kernel
     proc.communicate(timeout=60)
