@@ -58,3 +58,17 @@ def test_resolved_indices_take_the_surface_only_where_it_predicts_the_variance()
     r = resolved_sobol(direct, emu)
     assert r["indices"]["good"] is emu_ix and r["source"]["good"]["source"] == "emulated"
     assert r["indices"]["bad"] is ix and r["source"]["bad"]["source"] == "direct"
+
+
+def test_a_noisy_drop_like_output_is_fitted_as_y_where_asked_and_its_error_states_the_noise():
+    """An output named in `linear` is fitted as y although every value is positive (a drop near zero, whose log
+    would magnify its noise); its leave-one-out error reflects the noise added to a quadratic trend."""
+    pts = sobol_points(DIMS, 8, seed=1)
+    u, trend = _values(pts, lambda u: 0.05 + 0.1 * u[:, 0] ** 2 + 0.02 * u[:, 1])
+    noise = np.random.default_rng(0).normal(0.0, 0.002, len(trend))
+    r = EM.emulated_sobol(DIMS, pts, {"drop": trend + noise}, n_base=256, seed=0, linear=("drop",))
+    s = r.surfaces["drop"]
+    assert not s.log and 0.9 < s.q2 < 1 - 1e-6            # the noise is seen, the trend carried
+    ix = {i.name: i for i in r.indices["drop"]}
+    assert ix["a"].ST > 0.8 and ix["a"].ST - ix["a"].ST_conf > ix["b"].ST + ix["b"].ST_conf
+    assert EM.emulated_sobol(DIMS, pts, {"drop": trend + noise}, n_base=256, seed=0).surfaces["drop"].log

@@ -8,7 +8,9 @@ are smooth, deterministic functions of the parameters on common random numbers (
 noise streams at every point), so a low-order surface through a few dozen real points can carry them.
 
 Surface. Each input on its unit coordinate u in [0, 1] (its own scale: log10 for a log dimension, as the Sobol
-sample is drawn); the fitted quantity is ln y for a positive output, y otherwise; the form is a quadratic
+sample is drawn); the fitted quantity is ln y for a positive output, y otherwise or where asked (`linear`: a
+signed quantity near zero such as an accuracy drop, whose logarithm would magnify its Monte-Carlo noise where it is
+small); the form is a quadratic
 polynomial: 1, every u_i, then the squares u_i^2 and the products u_i u_j of the inputs in order of their linear
 effect, as many terms as give the smallest leave-one-out error (at most half as many terms as points; the choice
 by that error makes it slightly optimistic). Least squares (numpy lstsq).
@@ -181,11 +183,12 @@ def inert_inputs(dims: Sequence[Dim], values: Mapping[str, Sequence], n_base: in
 
 def emulated_sobol(dims: Sequence[Dim], points: Sequence[Mapping[str, float]], values: Mapping[str, Sequence],
                    n_base: int = 2048, inert: Mapping[str, Sequence[str]] | None = None, conf_level: float = 0.95,
-                   num_resamples: int = 100, seed: int = 0) -> EmulatedSobol:
+                   num_resamples: int = 100, seed: int = 0, linear: Sequence[str] = ()) -> EmulatedSobol:
     """Sobol indices (SALib) of every output in `values` from its surface through the real evaluations
     (`points`, e.g. a direct `sobol.SobolResult`'s samples and values), at Saltelli size n_base on the surface;
     `inert`: output -> inputs it does not read (`inert_inputs`), left out of its surface (their indices come out
-    exactly 0). Intervals as in the module docstring (the refits: jackknife, each real point left out once)."""
+    exactly 0); `linear`: outputs fitted as y even where every value is positive. Intervals as in the module
+    docstring (the refits: jackknife, each real point left out once)."""
     from SALib.sample import sobol as sobol_sample
 
     dims = check_dims(dims)
@@ -202,7 +205,7 @@ def emulated_sobol(dims: Sequence[Dim], points: Sequence[Mapping[str, float]], v
         y = np.asarray(y, dtype=float)
         skip = set((inert or {}).get(name, ()))
         act = [j for j, d in enumerate(dims) if d.name not in skip]
-        s = surfaces[name] = fit_surface(name, u[:, act], y)
+        s = surfaces[name] = fit_surface(name, u[:, act], y, log=False if name in linear else None)
         main = analyze(dims, {name: s.predict_unit(ux[:, act])}, conf_level, num_resamples, seed)[name]
         jack = [_point_indices(fit_surface(name, np.delete(u[:, act], k, 0), np.delete(y, k), s.log, s.terms)
                                .predict_unit(ux[:, act]), len(dims), n_base) for k in range(len(y))]

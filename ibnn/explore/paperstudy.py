@@ -221,8 +221,12 @@ def with_resolution(point, res):
 
 
 SOBOL_OUTPUTS = ("drop_naive", "energy_per_inference_J", "tops_per_w_network_mac2", "energy_ratio")
-#: The smooth ones (deterministic on common random numbers): the drop counts images, no surface carries it.
-EMULATED_OUTPUTS = SOBOL_OUTPUTS[1:]
+#: The outputs that get a surface (ibnn.explore.emulated): every one. The energy-type ones are deterministic on
+#: common random numbers; the drop counts images, and its surface is used only where its leave-one-out error says
+#: it carries the drop through that Monte-Carlo noise (`resolved_sobol`).
+EMULATED_OUTPUTS = SOBOL_OUTPUTS
+#: Fitted as y, not ln y: a drop is signed and near zero (its logarithm would magnify its noise where it is small).
+LINEAR_SURFACE = ("drop_naive",)
 
 
 def joint_record(fit: Mapping[str, Any], P) -> dict:
