@@ -39,17 +39,25 @@ DOCTESTS := ibnn/data/features.py ibnn/cost/ops.py ibnn/nn/folded.py
 
 unit: data
 	@echo "== make test, stage 1 of 2: unit tests, doctests and the committed results' invariants"
-	$(PY) -m pytest -q tests --doctest-modules $(DOCTESTS)
+	$(PY) -m pytest -q -n 2 tests --doctest-modules $(DOCTESTS)
 
 # Notebooks run under nbval in the quick profile and write into a scratch folder, so a test run
-# never overwrites the committed figures/ and results/.
+# never overwrites the committed figures/ and results/. Two groups run at once (each in file order), then the
+# ledger: no notebook of one group reads or writes a file the other's notebooks write (tests/test_pipeline_parallel.py
+# checks the groups against the record's stamps); group A's output is printed after group B's.
+NBVAL_A := 01_data 02_circuit_models 08_jssc_prototype
+NBVAL_B := 03_train_bnn 04_map_to_array 05_accuracy_on_chip 06_energy 07_efficiency 09_joint_fit
+NBVAL_LAST := 10_claims
+NBVAL := $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider
 nbval: $(STAMP)
-	@echo "== make test, stage 2 of 2: every notebook under nbval (quick profile, scratch folder), then the invariants of its results"
-	@scratch=$$(mktemp -d); \
-	IBNN_OUTPUT_ROOT=$$scratch IBNN_PROFILE=fast \
-	  $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/ && \
-	IBNN_OUTPUT_ROOT=$$scratch $(PY) -m pytest -q -p no:cacheprovider tests/test_results.py; \
-	rc=$$?; rm -rf $$scratch; exit $$rc
+	@echo "== make test, stage 2 of 2: every notebook under nbval (quick profile, scratch folder; groups $(NBVAL_A) and $(NBVAL_B) at once, then $(NBVAL_LAST)), then the invariants of its results"
+	@scratch=$$(mktemp -d); logs=$$(mktemp -d); export IBNN_OUTPUT_ROOT=$$scratch IBNN_PROFILE=fast; \
+	$(NBVAL) $(NBVAL_A:%=notebooks/%.ipynb) > $$logs/a.log 2>&1 & pid=$$!; \
+	$(NBVAL) $(NBVAL_B:%=notebooks/%.ipynb); rb=$$?; wait $$pid; ra=$$?; \
+	echo "-- group A ($(NBVAL_A)):"; cat $$logs/a.log; rc=$$((ra || rb)); \
+	if [ $$rc -eq 0 ]; then $(NBVAL) $(NBVAL_LAST:%=notebooks/%.ipynb) && \
+	  env -u IBNN_PROFILE $(PY) -m pytest -q -p no:cacheprovider tests/test_results.py; rc=$$?; fi; \
+	rm -rf $$scratch $$logs; exit $$rc
 
 # Run as root (a container's usual user), JupyterLab needs --allow-root: added here, and said.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -332,3 +332,19 @@ def test_readme_run_times_say_how_many_notebooks_ran_at_a_time(tmp_path):
     assert pl.record_times(tmp_path, ["01_a", "02_b"], timings)
     assert ("1 or 2 notebooks at a time (as each notebook's last run did; each time measured under its neighbours' "
             "load), load average") in readme.read_text()
+
+
+def test_make_test_runs_nbval_in_groups_that_touch_none_of_each_others_files():
+    """The Makefile's nbval groups (run at the same time, each in file order, then NBVAL_LAST): together every
+    notebook once, and by the record's stamps no notebook of one group reads or writes a file the other's write."""
+    text = (io.REPO_ROOT / "Makefile").read_text()
+    groups = {k: text.split(f"\n{k} := ", 1)[1].split("\n", 1)[0].split() for k in ("NBVAL_A", "NBVAL_B", "NBVAL_LAST")}
+    stems = sorted(p.stem for p in (io.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(sum(groups.values(), [])) == stems and all(g == sorted(g) for g in groups.values()), groups
+    stamps = st.load(io.REPO_ROOT)
+    if any(s not in stamps or stamps[s].get("legacy") for s in stems):
+        pytest.skip("the committed record predates the stamp format")
+    feet = {s: schedule.Footprint(set(stamps[s]["deps"]["inputs"]), set(stamps[s]["outputs"])) for s in stems}
+    clash = [(a, b) for a in groups["NBVAL_A"] for b in groups["NBVAL_B"]
+             if schedule._conflict(feet[a], feet[b]) or schedule._conflict(feet[b], feet[a])]
+    assert not clash, clash
