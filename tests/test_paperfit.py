@@ -71,3 +71,25 @@ def test_a_constant_sobol_output_has_zero_indices():
     import numpy as np
     ix = analyze(DIMS, {"y": np.ones(8)}, 0.95, 20, 0)["y"]
     assert all(i.S1 == 0 and i.ST == 0 and not math.isnan(i.ST_conf) for i in ix)
+
+
+def test_the_choices_the_fit_leaves_as_built_are_measured_paired_at_the_fitted_point():
+    """unsearched_choices: every clock (the fit's among them) on the verification's seed; a claim counts as made to
+    hold by another clock only against the fit's own row; the hidden code applies only with several on-array
+    layers."""
+    from ibnn.explore import keys as K
+    joint = {"point": {"vdd": 1.1}, "claims": {
+        "tops_per_mm2": {"figure": "mm2", "rule": "equal", "target": 6.0, "tolerance": 0.5, "holds": False},
+        "tops_per_w": {"figure": "w", "rule": "at_least", "target": 700.0, "tolerance": 50.0, "holds": False}}}
+    seeds = []
+
+    def measure(point, seed):
+        seeds.append(seed)
+        return {"mm2": 3.0 * point["clock"] / 50e6, "w": 200.0}      # throughput scales with the clock
+
+    u = PS.unsearched_choices(measure, joint, [100e6, 25e6], 50e6, 1, seed=3)
+    assert [r["clock_Hz"] for r in u["clock"]] == [25e6, 50e6, 100e6]
+    assert seeds == [K.point_seed({"vdd": 1.1, "clock": f}, 3, ()) for f in (25e6, 50e6, 100e6)]
+    assert [r["claims"]["tops_per_mm2"]["holds"] for r in u["clock"]] == [False, False, True]
+    assert u["claims_another_clock_makes_hold"] == ["tops_per_mm2"] and not u["hidden_code"]["applies"]
+    assert PS.unsearched_choices(measure, joint, [], 50e6, 2)["hidden_code"]["applies"]

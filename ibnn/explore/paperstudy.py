@@ -11,6 +11,7 @@ from ..published import PAPER
 from .claims_fit import fitted_values_text
 from .engine import DaskEngine, run_sweep
 from .jointfit import choice_combinations, joint_fit
+from .keys import point_seed
 from .paperfit import DROP_TOL, ModelPoint, band_figures, paper_bands, rank_screen, verify
 from .paperpoint import CHIP_FREE
 from .space import Dim, dims_from_params
@@ -249,3 +250,31 @@ def joint_record(fit: Mapping[str, Any], P) -> dict:
            "claims": claims, "figures": figs, "point": best["point"]}
     rec["summary"] = fitted_values_text(rec)
     return rec
+
+
+def _holds(value: float, claim: Mapping[str, Any]) -> bool:
+    """Whether value meets a claim's band (its rule, target and tolerance, as `joint_record` reports them)."""
+    if claim["rule"] == "at_least":
+        return value >= claim["target"] - claim["tolerance"]
+    return abs(value - claim["target"]) <= claim["tolerance"]
+
+
+def unsearched_choices(measure, joint: Mapping[str, Any], clocks_hz: Sequence[float], clock_fit_hz: float,
+                       n_on_array: int, seed: int = 0) -> dict:
+    """The JETCAS choices the fit leaves as built, measured at the fitted point (`joint`: `joint_record`).
+
+    The classify clock (it sets the cycle's word-line time, `circuit.wordline.CyclePlan`, and the throughput), at
+    the fit's clock and each of clocks_hz, on the verification's chips, images and noise (the engine's common seed
+    of `seed`, `keys.point_seed`: the rows are paired, and the fit's row is the verification): every claim's figure,
+    whether it would hold under the fitted point's tolerance rule, and the claims some other clock makes hold where
+    the fit's does not. The hidden-layer input code applies only to a network with more than one on-array layer."""
+    rows = []
+    for f in sorted({float(clock_fit_hz), *(float(c) for c in clocks_hz)}):
+        point = {**joint["point"], "clock": f}
+        figs = measure(point, point_seed(point, seed, ()))
+        rows.append({"clock_Hz": f, "claims": {cid: {"value": figs[c["figure"]], "holds": _holds(
+            figs[c["figure"]], c)} for cid, c in joint["claims"].items()}})
+    at_fit = next(r for r in rows if r["clock_Hz"] == float(clock_fit_hz))["claims"]
+    rescued = sorted({cid for r in rows for cid, c in r["claims"].items() if c["holds"] and not at_fit[cid]["holds"]})
+    return {"clock": rows, "clock_at_fit_Hz": float(clock_fit_hz), "claims_another_clock_makes_hold": rescued,
+            "hidden_code": {"on_array_layers": int(n_on_array), "applies": int(n_on_array) > 1}}
