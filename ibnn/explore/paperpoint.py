@@ -142,9 +142,10 @@ class PaperPoint:
 
     def split(self, point: Mapping[str, Any]) -> tuple[dict, dict]:
         """(parameter values, choices with defaults filled in) of a point; unknown entries are a ValueError."""
-        params = {k: v for k, v in point.items() if k in self.P}
+        known = self.P.entries         # not a read of its own: __init__ read every value (P.values())
+        params = {k: v for k, v in point.items() if k in known}
         choices = {"supply": None, "pulse": None, "clock": None, "gating": "none", "drive": 1.0, "hidden_code": "auto"}
-        extra = {k: v for k, v in point.items() if k not in self.P}
+        extra = {k: v for k, v in point.items() if k not in known}
         unknown = sorted(set(extra) - set(CHOICES))
         if unknown:
             raise ValueError(f"point entries {unknown} are neither parameters nor choices {list(CHOICES)}")
