@@ -3,9 +3,8 @@ same run:
 
 (a) one chip, every nonideality on, 10,000 x 128 codes (every row driven, random 5-bit codes), 128 columns: at most
     5x the float32 matrix product of the same shape (10,000 x 128 @ 128 x 128); measured on the chip's default CPU
-    path, its cycle as one compiled loop (ibnn.circuit.kernel, numba; the verdict), and on the torch path with the
-    elementwise tail eager and compiled (IBNN_KERNEL=0 with IBNN_COMPILE=0 / 1, ibnn.circuit.fused), and the torch
-    path's two look-up passes alone;
+    path, its cycle as one compiled loop (ibnn.circuit.kernel, numba; the verdict), on the torch path (IBNN_KERNEL=0:
+    look-ups and ibnn.circuit.fused, what CUDA runs), and the torch path's two look-up passes alone;
 (b, drawing) 100 chips drawn and programmed: under 1 s.
 
 Usage: python benchmarks/bench_chip.py [--device cpu|cuda] [--threads N] [--reps 5] [--profile]
@@ -106,17 +105,14 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {dev}, load average "
           f"{os.getloadavg()[0]:.1f}")
     chip = Chip(P, n_chips=1, seed=0, device=dev).program(w)
-    ratios, env = {}, {k: os.environ.get(k) for k in ("IBNN_KERNEL", "IBNN_COMPILE")}
-    modes = {"loop": ("1", "0"), "eager": ("0", "0"), "compiled": ("0", "1")}       # IBNN_KERNEL, IBNN_COMPILE
-    names = {"loop": "compiled loop (the default)", "eager": "torch path, eager tail",
-             "compiled": "torch path, compiled tail"}
-    for mode, (kern, comp) in modes.items():
-        os.environ["IBNN_KERNEL"], os.environ["IBNN_COMPILE"] = kern, comp
+    ratios, env = {}, os.environ.get("IBNN_KERNEL")
+    names = {"1": "compiled loop (the default)", "0": "torch path"}                 # by IBNN_KERNEL
+    for mode in names:
+        os.environ["IBNN_KERNEL"] = mode
         chip.evaluate(codes[:64], noise_seed=0)                                 # warm-up (and compilation)
         ratios[mode] = measure(lambda: cf @ wf, lambda: chip.evaluate(codes, noise_seed=1), dev, a.reps)
-    for k, v in env.items():
-        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    default = "loop" if kernel.available(dev, None) else "compiled"      # what the chip runs by default
+    os.environ.pop("IBNN_KERNEL", None) if env is None else os.environ.__setitem__("IBNN_KERNEL", env)
+    default = "1" if kernel.available(dev, None) else "0"               # what the chip runs by default
     for mode, name in names.items():
         ratio, cpu_ratio, tr, cr, tc, cc = ratios[mode]
         print(f"(a) one chip, every nonideality, {a.batch} x {rows} codes, {name}: {tc * 1e3:.1f} ms wall "

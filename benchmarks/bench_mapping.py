@@ -77,14 +77,9 @@ def ideal_work(n_chips: int, B: int, rows: int, cols: int, dev):
 
 
 def warm_up(m, P, codes, dev) -> None:
-    """What a process pays once: the parameter set's cell model, drive tables and drain law (cached per set), and the
-    compilation of the chip's tail (`ibnn.circuit.fused`, forced here on a few images) that the 100-chip run uses."""
-    env = os.environ.get("IBNN_COMPILE")
-    os.environ["IBNN_COMPILE"] = "1" if env in (None, "auto") else env
-    try:
-        m.run(Chip(P, n_chips=1, seed=999, device=dev), codes[:64].to(dev), noise_seed=0)
-    finally:
-        os.environ.pop("IBNN_COMPILE") if env is None else os.environ.__setitem__("IBNN_COMPILE", env)
+    """What a process pays once: the parameter set's cell model, drive tables and drain law (cached per set), and
+    loading (on a fresh installation: compiling) the chip's loop (`ibnn.circuit.kernel`), on a few images."""
+    m.run(Chip(P, n_chips=1, seed=999, device=dev), codes[:64].to(dev), noise_seed=0)
 
 
 def peak_rss_mib() -> float:
@@ -138,7 +133,7 @@ def main(argv=None) -> int:
           f"device {dev}; load average {os.getloadavg()[0]:.1f}")
     t_ref, c_ref = ideal_work(a.chips, codes.shape[0], P.int("array_rows"), P.int("array_cols"), dev)
     _, t_once, _ = timed(lambda: warm_up(m, P, codes, dev), dev)
-    print(f"once per process, not in (b): the parameter set's tables and the chip tail's compilation: {t_once:.1f} s")
+    print(f"once per process, not in (b): the parameter set's tables, loading the chip's loop: {t_once:.1f} s")
     chip, t_draw, c_draw = timed(lambda: Chip(P, n_chips=a.chips, seed=1000, device=dev), dev)
     res, t_run, c_run = timed(lambda: m.run(chip, codes.to(dev), noise_seed=1), dev)
     assert res.labels.shape == (a.chips, codes.shape[0])

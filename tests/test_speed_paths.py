@@ -1,6 +1,6 @@
 """The fast paths of the chip and of running a mapped network compute what the plain formulations do:
 table look-up line sums == the factored product, one-exponential discharge == column.discharge, the compiled loop
-and the compiled tail == the torch operations, a streamed run == the run on all chips at once, and the CUDA path ==
+== the torch operations, a streamed run == the run on all chips at once, and the CUDA path ==
 the CPU path (skipped where no CUDA device exists)."""
 from __future__ import annotations
 
@@ -92,25 +92,8 @@ def test_cuda_path_gives_the_cpu_decisions():
     assert float((lc != lg).double().mean()) <= 1e-3
 
 
-def test_compiled_tail_equals_the_plain_tail(chip, monkeypatch):
-    """The chip's elementwise tail compiled (torch.compile) and run eagerly: the same decisions, dv and drops to
-    float32 rounding (a few ulp of the 1-V scale, far below the 1-mV comparator noise)."""
-    x = _codes(5, 3000)
-    monkeypatch.setenv("IBNN_KERNEL", "0")
-    monkeypatch.setenv("IBNN_COMPILE", "0")
-    plain = chip.evaluate(x, noise_seed=4, dv=True, drops=True)
-    monkeypatch.setenv("IBNN_COMPILE", "1")
-    has_cxx = fused.shutil.which("c++") is not None or fused.shutil.which("g++") is not None
-    assert fused.compile_wanted("cpu", 1) == has_cxx
-    comp = chip.evaluate(x, noise_seed=4, dv=True, drops=True)
-    assert torch.equal(plain.decisions, comp.decisions)
-    assert float((plain.dv - comp.dv).abs().max()) <= 1e-6
-    assert float((plain.drops - comp.drops).abs().max()) <= 1e-6
-
-
 def _torch_and_kernel(chip, x, monkeypatch, **kw):
-    """One evaluation on the torch path (eager tail) and one through the compiled loop (ibnn.circuit.kernel)."""
-    monkeypatch.setenv("IBNN_COMPILE", "0")
+    """One evaluation on the torch path and one through the compiled loop (ibnn.circuit.kernel)."""
     out = []
     for switch in ("0", "1"):
         monkeypatch.setenv("IBNN_KERNEL", switch)
@@ -162,18 +145,6 @@ def test_kernel_switch_is_checked(monkeypatch):
     monkeypatch.setenv("IBNN_KERNEL", "1")
     assert not kernel.available("cuda", None)                           # CUDA runs the torch path
     assert not kernel.available("cpu", Chip(P, n_chips=1).drain_law)   # a law given: one the loop does not write out
-
-
-def test_compile_switch_is_checked(monkeypatch):
-    monkeypatch.setenv("IBNN_COMPILE", "yes")
-    with pytest.raises(ValueError, match="IBNN_COMPILE='yes'"):
-        fused.compile_wanted("cpu", 1)
-    monkeypatch.setenv("IBNN_COMPILE", "1")
-    assert not fused.compile_wanted("cuda", fused.COMPILE_MIN)          # CUDA runs the eager kernels
-    monkeypatch.setenv("IBNN_COMPILE", "auto")
-    assert not fused.compile_wanted("cpu", fused.COMPILE_MIN - 1)       # small evaluations stay eager
-    monkeypatch.delenv("IBNN_COMPILE")
-    assert not fused.compile_wanted("cpu", 1)
 
 
 def test_kept_tables_follow_the_weights_and_the_timing():

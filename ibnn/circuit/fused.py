@@ -1,39 +1,20 @@
-"""The elementwise tail of one classify cycle as one function: from the line sums to the decisions.
+"""The elementwise tail of one classify cycle as torch operations: from the line sums to the decisions.
 
-The torch path of a cycle (on CUDA, or on the CPU where the compiled loop of ibnn.circuit.kernel does not run).
-After the look-up sums (ibnn.circuit.factored), everything a cycle does is elementwise over (chips, inputs,
-lines): the first-pass discharge whose mean drop scales the word-line kick, the final discharge, the comparator
-offset at each decision's common mode, the temporal noise and the decision. Written as separate torch operations
-these are dozens of passes over memory; `tail_plain` is that chain written once, in three stages (the mean
-first-pass drop, the final lines, the decisions), and on the CPU each stage can run compiled by torch.compile
-(inductor's C++ backend fuses it into a few vectorised loops). The compiled and the plain function
-compute the same expressions and differ only in float32 rounding (tests/test_speed_paths.py bounds it), so a
-decision can change only where it lies that close to its reference.
-
-The compiled form is one graph per stage and kind of bit-line (ideal or not), for any shape (dynamic), any parameter
-values (the constants travel as one tensor, `consts`) and any set of mechanisms (`tail` passes an absent kick or
-noise as zeros), so a process compiles it once: seconds, mostly importing inductor (the generated code is cached
-on disk across processes). By default (IBNN_COMPILE=auto) only evaluations of at least COMPILE_MIN decisions run
-compiled, so small ones (tests, the quick profile) never pay for it; IBNN_COMPILE=1 compiles every evaluation, 0
-none. Without a C++ compiler (torch.compile's requirement on the CPU) or on CUDA (where the eager kernels are fast
-already) the plain function runs.
+The torch path of a cycle (on CUDA, or on the CPU where the compiled loop of ibnn.circuit.kernel does not run:
+IBNN_KERNEL=0, numba missing, a drain law it does not write out). After the look-up sums (ibnn.circuit.factored),
+everything a cycle does is elementwise over (chips, inputs, lines): the first-pass discharge whose mean drop
+scales the word-line kick, the final discharge, the comparator offset at each decision's common mode, the temporal
+noise and the decision. `tail` is that chain written once, in three stages (the mean first-pass drop, the
+final lines, the decisions); ibnn.circuit.kernel computes the same expressions in one loop (tests/test_speed_paths.py
+bounds the difference: float32 rounding).
 """
 from __future__ import annotations
 
-import functools
 import math
-import os
-import shutil
-import warnings
 
 import torch
 
 from .column import DrainLaw, discharge
-
-#: decisions (chips x inputs x columns) of one evaluation from which IBNN_COMPILE=auto compiles the tail: the first
-#: compilation in a process costs seconds (importing and running inductor; its code is cached on disk), which the
-#: compiled loops repay only on evaluations of this order (benchmarks/bench_chip.py measures both forms)
-COMPILE_MIN = 1 << 23
 
 #: the order of the constants in the tensor `consts` passes to `tail`
 CONST_NAMES = ("volts_per_lsb", "vdd", "s_knee", "b1", "b2", "c1", "r1", "c2", "r2", "cm_scale", "cm_v0",
@@ -145,7 +126,7 @@ def decide_lines(lines, nz, ref, off, diff, grid_w, k, ideal: bool = False):
     return dec, dv, d_bl, d_blb
 
 
-def tail_plain(full, kick, nz, ref, off, diff, grid_w, k, ideal: bool = False, law: DrainLaw | None = None):
+def tail(full, kick, nz, ref, off, diff, grid_w, k, ideal: bool = False, law: DrainLaw | None = None):
     """Decisions, V_BL - V_BLB and the drops of BL and BLB for the line sums of one chunk: the three stages.
 
     Args:
@@ -158,56 +139,3 @@ def tail_plain(full, kick, nz, ref, off, diff, grid_w, k, ideal: bool = False, l
     drop = None if kick is None else mean_drop(full, k, ideal, law)
     lines = final_lines(full, kick, drop, k, ideal, law)
     return decide_lines(lines, nz, ref, off, diff, grid_w, k, ideal)
-
-
-def compile_wanted(device, n_decisions: int) -> bool:
-    """Whether `tail` runs compiled for an evaluation of n_decisions (chips x inputs x columns): IBNN_COMPILE=1
-    always, 0 never, auto (the default) on the CPU from COMPILE_MIN decisions up, where the compiled loops repay
-    the first compilation in the process; on CUDA (fast eager kernels) or without a C++ compiler: never."""
-    env = os.environ.get("IBNN_COMPILE", "auto")
-    if env not in ("0", "1", "auto"):
-        raise ValueError(f"IBNN_COMPILE={env!r} is not accepted; accepted: 'auto' (the default: compile the chip's "
-                         f"elementwise tail on the CPU for evaluations of at least {COMPILE_MIN} decisions), '1' "
-                         f"(always) or '0' (never: eager)")
-    if env == "0" or torch.device(device).type != "cpu" or (env == "auto" and n_decisions < COMPILE_MIN):
-        return False
-    if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
-        _warn_once("no C++ compiler found (torch.compile needs one on the CPU): the chip's tail runs eagerly")
-        return False
-    return True
-
-
-@functools.lru_cache(maxsize=None)
-def _warn_once(msg: str) -> None:
-    warnings.warn(msg, stacklevel=3)
-
-
-@functools.lru_cache(maxsize=None)
-def _compiled():
-    """The three stages, each compiled on its own: fused into one graph, inductor recomputed the first pass inside
-    the second (one chip's tail ran ~3x slower than the three graphs)."""
-    return tuple(torch.compile(f, dynamic=True) for f in (mean_drop, final_lines, decide_lines))
-
-
-def tail(full, kick, nz, ref, off, diff, grid_w, k, *, ideal: bool, law: DrainLaw | None, compiled: bool):
-    """`tail_plain`, compiled (see the module docstring) when `compiled` and the law is one `tail_plain` writes out.
-
-    The compiled stages are called with one signature, so a process compiles each once per kind of law: chips and
-    inputs flattened into rows (a group of one chip would otherwise be a graph of its own), per-chip references and
-    offsets expanded to rows, every input a tensor of its own (detached: no view of a differently shaped base), and
-    an absent kick (with a zero mean drop) or noise passed as zeros (exact: subtracting or adding zero)."""
-    if not compiled or law is not None:
-        return tail_plain(full, kick, nz, ref, off, diff, grid_w, k, ideal=ideal, law=law)
-    G, B, C2 = full.shape
-    rows = lambda t: t.expand(G, B, t.shape[-1]).reshape(G * B, t.shape[-1]).contiguous().detach()  # noqa: E731
-    stage1, stage2, stage3 = _compiled()
-    full_r = rows(full)
-    if kick is None:
-        kick_r, drop = torch.zeros_like(full_r), torch.zeros(G * B, 1, dtype=full.dtype, device=full.device)
-    else:
-        kick_r = rows(kick)
-        drop = stage1(full_r, k, ideal=ideal)
-    nz = torch.zeros(G, B, C2 // 2, dtype=full.dtype, device=full.device) if nz is None else nz
-    lines = stage2(full_r, kick_r, drop, k, ideal=ideal)
-    out = stage3(lines, rows(nz), rows(ref), rows(off), rows(diff), grid_w, k, ideal=ideal)
-    return tuple(o.view(G, B, -1) for o in out)

@@ -9,10 +9,10 @@ pass per block of BLOCK inputs, with the block's sums held in the core's cache:
 - for each active row, in order, and each input of the block: add the row's table entry at the input's code to the
   window-charge sum and, times the code's coupling factor a(c), to the word-line-kick sum (the kick table is the
   window table scaled by a(c): one table read serves both sums);
-- then, per input, the three stages of `fused.tail_plain`: the mean first-pass drop over all 2 cols lines, the final
+- then, per input, the three stages of `fused.tail`: the mean first-pass drop over all 2 cols lines, the final
   lines, and the decisions (offset at each decision's common mode, temporal noise, reference; ties +1).
 
-It computes the expressions of `fused.tail_plain` in float32, in the same order, except the mean drop, summed
+It computes the expressions of `fused.tail` in float32, in the same order, except the mean drop, summed
 sequentially in float64 (torch sums pairwise in float32); `exp` is numba's (LLVM's) rather than torch's vectorised
 one. So its values differ from the torch path only in float32 rounding, and a decision can change only where it lies
 within that rounding of its reference (tests/test_speed_paths.py bounds both). Compiled on first use and cached on
@@ -65,7 +65,7 @@ def cycle(tab, cpl, x, active, const_full, const_kick, nz, ref, off, diff, grid_
             (codes,) float32; x: codes (Bc, rows) shared by the chips or (G, Bc, rows); active: the rows whose code
             is not 0 for some input of the chunk (int64, ascending); const_full, const_kick: the other rows' sums
             (G, 2 C) float32 (added once, as `factored.table_sums` does);
-        nz: standard normals (G, Bc, C) or None; ref, off, diff: (G, 1, C) as in `fused.tail_plain`; grid_w, k: the
+        nz: standard normals (G, Bc, C) or None; ref, off, diff: (G, 1, C) as in `fused.tail`; grid_w, k: the
             comparator's grid weights and `fused.consts`; threads: numba threads for the chunk."""
     G, _, _, L = tab.shape
     C = L // 2
@@ -119,7 +119,7 @@ def _look(tab, x, active, b0, nb, s_full):
 
 @_parallel_jit
 def _cycle(tab, cpl, x, active, const_full, const_kick, nz, ref, off, diff, grid_w, k, flags, dec, dv, d_bl,
-           d_blb):  # long: one loop nest the compiler fuses; its steps are fused.tail_plain's, in order
+           d_blb):  # long: one loop nest the compiler fuses; its steps are fused.tail's, in order
     """The loop `cycle` compiles (see the module docstring)."""
     G, _, _, L = tab.shape
     C = L // 2

@@ -7,9 +7,8 @@ code, scaled by each input's mean first-pass line drop over all 2 x cols lines),
 comparator offset at each decision's common mode, the temporal noise (comparator + kT/C + shot noise of both
 discharges), the decision. On the CPU all of it runs as one compiled loop per chunk (`ibnn.circuit.kernel`, numba);
 elsewhere (CUDA, IBNN_KERNEL=0, a drain law the loop does not write out) as the look-ups
-(`factored.table_sums`) and the elementwise tail (`ibnn.circuit.fused.tail`, compiled on the CPU by torch.compile
-for large evaluations). The look-up tables are kept on the chip between evaluations while its factors and weights
-stay the same.
+(`factored.table_sums`) and the elementwise tail (`ibnn.circuit.fused.tail`). The look-up tables are kept on the
+chip between evaluations while its factors and weights stay the same.
 A column subset (`sel`) is evaluated as part of the full array: the mean drop and the noise draws are those of
 the full evaluation, so its decisions equal the full evaluation's in those columns.
 """
@@ -101,7 +100,7 @@ def evaluate_physical(chip, codes, theta, sel, want_dv, want_drops, noise_seed, 
     k = fused.consts(chip, grid).to(dev)
     law = None if (chip.drain_law.ideal or fused.two_piece(chip.drain_law)) else chip.drain_law
     use_kernel = kernel.available(dev, law)
-    kw = dict(ideal=chip.drain_law.ideal, law=law, compiled=not use_kernel and fused.compile_wanted(dev, n * B * C))
+    kw = dict(ideal=chip.drain_law.ideal, law=law)
     cpl = chip.coupling.to(torch.float32).to(dev) if bool((chip.coupling != 0).any()) else None
     off = chip.offset.to(torch.float32).to(dev)[:, None, :]
     diff = (chip.offset_p - chip.offset_n).to(torch.float32).to(dev)[:, None, :]
