@@ -145,8 +145,8 @@ def leading_eigvecs(gram: torch.Tensor, keep: int | None = None) -> tuple[torch.
 
 
 def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a @ b for batches of small matrices; on the CPU through numpy's matmul (one BLAS call per matrix), which for
-    the drawing's shapes (128 rows of 32 x 128 tables) is several times faster than torch.bmm."""
+    """a @ b for batches of small matrices; on the CPU through numpy's matmul (one BLAS call per matrix), faster than
+    torch.bmm for the drawing's shapes (128 rows of 32 x 128 tables; benchmarks/bench_chip.py times the drawing)."""
     if a.device.type != "cpu":
         return torch.matmul(a, b)
     return torch.from_numpy(np.matmul(a.numpy(), b.numpy()))

@@ -55,16 +55,17 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def cycle(tab, cpl, x, active, const_full, const_kick, nz, ref, off, diff, grid_w, k, *, kick: bool, ideal: bool,
+def cycle(tab, cpl, x, active, const_full, const_kick, nz, ref, off, diff, grid_w, k, *, ideal: bool,
           want_dv: bool, want_drops: bool, threads: int):
     """Decisions (G, Bc, C) int8 and, when asked for, dv, drop_BL, drop_BLB (G, Bc, C) float32 (else None) of one
     chunk for a group of G chips.
 
     Args:
         tab: the window-charge tables (G, rows, codes, 2 C) float32 (`factored.code_tables`); cpl: a(c) per code
-            (codes,) float32; x: codes (Bc, rows) shared by the chips or (G, Bc, rows); active: the rows whose code
-            is not 0 for some input of the chunk (int64, ascending); const_full, const_kick: the other rows' sums
-            (G, 2 C) float32 (added once, as `factored.table_sums` does);
+            (codes,) float32, None without the word-line kick; x: codes (Bc, rows) shared by the chips or
+            (G, Bc, rows); active: the rows whose code is not 0 for some input of the chunk (int64, ascending);
+            const_full, const_kick: the other rows' sums (G, 2 C) float32, added once as `factored.table_sums`
+            does (`factored.idle_sums`; const_kick None without the kick);
         nz: standard normals (G, Bc, C) or None; ref, off, diff: (G, 1, C) as in `fused.tail`; grid_w, k: the
             comparator's grid weights and `fused.consts`; threads: numba threads for the chunk."""
     G, _, _, L = tab.shape
@@ -75,6 +76,9 @@ def cycle(tab, cpl, x, active, const_full, const_kick, nz, ref, off, diff, grid_
     shape = (G, bc, C) if (want_dv or want_drops) else (1, 1, 1)
     dv, d_bl, d_blb = (np.empty(shape, dtype=np.float32) for _ in range(3))
     noise = _np(nz) if nz is not None else np.zeros((1, 1, 1), dtype=np.float32)
+    kick = cpl is not None
+    if not kick:                          # the loop's arguments keep their types: unused stand-ins
+        cpl, const_kick = tab.new_zeros(1), const_full
     flags = np.array([kick, nz is not None, ideal, want_dv, want_drops], dtype=np.bool_)
     old = numba.get_num_threads()
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))

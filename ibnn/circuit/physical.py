@@ -72,10 +72,8 @@ def _chunk(chip, tab, cpl, x, shared, nz, ref, off, diff, grid_w, k, kw, use_ker
     if use_kernel:
         active = active_rows(x, chip.rows)
         const_full, const_kick = idle_sums(tab, active, cpl)
-        return kernel.cycle(tab, cpl if cpl is not None else tab.new_zeros(1), x, active, const_full,
-                            const_kick if cpl is not None else const_full, nz, ref, off, diff, grid_w, k,
-                            kick=cpl is not None, ideal=kw["ideal"], want_dv=want[0], want_drops=want[1],
-                            threads=threads)
+        return kernel.cycle(tab, cpl, x, active, const_full, const_kick, nz, ref, off, diff, grid_w, k,
+                            ideal=kw["ideal"], want_dv=want[0], want_drops=want[1], threads=threads)
     full, kick = table_sums(tab, cpl, x, shared)                                           # (G, Bc, 2C) LSB
     return fused.tail(full, kick, nz, ref, off, diff, grid_w, k, **kw)
 

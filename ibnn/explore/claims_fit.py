@@ -79,7 +79,9 @@ def claim_specs() -> list[dict]:
     return out
 
 
-def _holds(rule: str, paper: float, value: float, tol: float) -> bool:
+def band_holds(rule: str, paper: float, value: float, tol: float) -> bool:
+    """Whether `value` meets the paper's figure under the ledger's rule: not below paper - tol (at_least), else
+    within tol of it."""
     return value >= paper - tol if rule == "at_least" else abs(value - paper) <= tol
 
 
@@ -97,7 +99,7 @@ def fit_rows(results: Mapping[str, dict]) -> list[dict]:
         tol = spec["tolerance"](results)
         rows.append({"section": FIT_SECTION, "id": spec["id"], "claim": spec["claim"], "paper": spec["paper"],
                      "reproduced": v, "unit": spec["unit"], "ci95": None, "tolerance": tol,
-                     "holds": _holds(spec["rule"], spec["paper"], v, tol), "vs": None, "source": spec["source"],
+                     "holds": band_holds(spec["rule"], spec["paper"], v, tol), "vs": None, "source": spec["source"],
                      "assumptions": text})
     return rows
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
 from ..published import PAPER
-from .claims_fit import fitted_values_text
+from .claims_fit import band_holds, fitted_values_text
 from .engine import DaskEngine, run_sweep
 from .jointfit import choice_combinations, joint_fit
 from .keys import point_seed
@@ -252,13 +252,6 @@ def joint_record(fit: Mapping[str, Any], P) -> dict:
     return rec
 
 
-def _holds(value: float, claim: Mapping[str, Any]) -> bool:
-    """Whether value meets a claim's band (its rule, target and tolerance, as `joint_record` reports them)."""
-    if claim["rule"] == "at_least":
-        return value >= claim["target"] - claim["tolerance"]
-    return abs(value - claim["target"]) <= claim["tolerance"]
-
-
 def unsearched_choices(measure, joint: Mapping[str, Any], clocks_hz: Sequence[float], clock_fit_hz: float,
                        n_on_array: int, seed: int = 0) -> dict:
     """The JETCAS choices the fit leaves as built, measured at the fitted point (`joint`: `joint_record`).
@@ -272,8 +265,8 @@ def unsearched_choices(measure, joint: Mapping[str, Any], clocks_hz: Sequence[fl
     for f in sorted({float(clock_fit_hz), *(float(c) for c in clocks_hz)}):
         point = {**joint["point"], "clock": f}
         figs = measure(point, point_seed(point, seed, ()))
-        rows.append({"clock_Hz": f, "claims": {cid: {"value": figs[c["figure"]], "holds": _holds(
-            figs[c["figure"]], c)} for cid, c in joint["claims"].items()}})
+        rows.append({"clock_Hz": f, "claims": {cid: {"value": figs[c["figure"]], "holds": band_holds(
+            c["rule"], c["target"], figs[c["figure"]], c["tolerance"])} for cid, c in joint["claims"].items()}})
     at_fit = next(r for r in rows if r["clock_Hz"] == float(clock_fit_hz))["claims"]
     rescued = sorted({cid for r in rows for cid, c in r["claims"].items() if c["holds"] and not at_fit[cid]["holds"]})
     return {"clock": rows, "clock_at_fit_Hz": float(clock_fit_hz), "claims_another_clock_makes_hold": rescued,
