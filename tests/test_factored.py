@@ -74,3 +74,34 @@ def test_cell_table_is_the_interpolation_times_the_gain(compression):
     assert float(((got - ref).abs() / ref.abs().clamp(min=1e-300)).max()) < 1e-12
     out = torch.empty_like(got)
     assert m.cell_table(v, d, gain, out=out) is out and torch.equal(out, got)
+
+
+def test_factors_on_threads_and_compiled_equal_one_thread_and_torch():
+    """The chips factored on two threads (a table function) equal one thread and the tables one by one, bit for
+    bit; the compiled row loop (numba) equals the batched torch route to its rounding (A B within 1e-8 LSB, the floor of the Gram route)."""
+    t = _tables(1.0, n=3)
+
+    def table(k, out):
+        return t[k].clone() if out is None else out.copy_(t[k])
+
+    one, two, it = factored.factor_tables(table, 3, 1), factored.factor_tables(table, 3, 2), \
+        factored.factor_tables(iter(t))
+    for f in (two, it):
+        assert f.rank == one.rank and torch.equal(f.a, one.a) and torch.equal(f.b, one.b)
+        assert f.residual_lsb == one.residual_lsb
+    keep = min(factored.RANK_MAX, t.shape[2])
+    a, b = torch.empty(t.shape[1], t.shape[2], keep, dtype=torch.float64), \
+        torch.empty(t.shape[1], keep, t.shape[3], dtype=torch.float64)
+    tail = factored._factor_torch(t[0], keep, a, b)
+    k = one.rank
+    assert float((a[..., :k] @ b[:, :k] - one.a[0] @ one.b[0]).abs().max()) < 1e-8   # the Gram route's floor
+    assert float((tail - factored._factor_one(t[0], a, b)).abs().max()) < 1e-8
+    with pytest.raises(ValueError, match="n=None"):
+        factored.factor_tables(table)
+
+
+def test_static_draws_do_not_depend_on_the_threads():
+    one = factored.draw_standard(5, 2, 5, 8, 6, 3, threads=1)
+    two = factored.draw_standard(5, 2, 5, 8, 6, 3, threads=2)
+    assert all(torch.equal(getattr(one, f), getattr(two, f)) for f in ("dvt", "dbeta", "dac", "offset", "replica",
+                                                                        "offset_p"))

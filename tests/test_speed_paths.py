@@ -4,6 +4,7 @@ table look-up line sums == the factored product, one-exponential discharge == co
 the CPU path (skipped where no CUDA device exists)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import make_folded, random_codes
@@ -27,7 +28,7 @@ def _weights(seed, shape=(128, 128)):
 def _codes(seed, b, rows=128):
     g = torch.Generator().manual_seed(seed)
     c = torch.randint(0, 32, (b, rows), generator=g)
-    c[:, 100:] = 0                                             # rows off for every input: added as leakage
+    c[:, 101:] = 0            # rows off for every input: added as leakage (101 on: the loop's four-row groups and one)
     return c
 
 
@@ -101,11 +102,18 @@ def _torch_and_kernel(chip, x, monkeypatch, **kw):
     return out
 
 
-def _same_to_rounding(a, b):
+def _same_to_rounding(a, b, chip=None):
     """The same decisions except where dv lies within float32 rounding of the reference; dv and drops to a few
-    ulp of the 1-V scale (far below the 1-mV comparator noise)."""
-    assert float((a.dv - b.dv).abs().max()) <= 1e-6
-    assert float((a.drops - b.drops).abs().max()) <= 1e-6
+    ulp of the 1-V scale (far below the 1-mV comparator noise). On the linear (ideal) bit-line, whose swings are not
+    bounded by the supply (a drop, clipped, is the difference of its window and kick swings), dv and drops to 4 ulp
+    of the largest swing the chip's tables allow (every row's largest entry)."""
+    tol = 1e-6
+    if chip is not None and chip.drain_law.ideal:
+        tab = factored.code_tables(chip._u, chip._m.view(chip.n_chips, chip.rows, chip.rank, 2 * chip.cols))
+        swing = float(tab.abs().amax(dim=(2, 3)).sum(1).max()) * chip.volts_per_lsb
+        tol = max(tol, 4 * float(np.spacing(np.float32(swing))))
+    assert float((a.dv - b.dv).abs().max()) <= tol
+    assert float((a.drops - b.drops).abs().max()) <= tol
     differ = a.decisions != b.decisions
     assert int(differ.sum()) <= max(1, differ.numel() // 100_000)
 
@@ -120,8 +128,8 @@ def test_compiled_loop_computes_the_torch_path(mechanisms, monkeypatch):
           Nonidealities(noise=0.0, physical_noise=0.0), "linear lines": Nonidealities(compression=0.0)}[mechanisms]
     chip = Chip(P, n_chips=3, seed=3, nonideal=ni, device="cpu").program(_weights(1))
     assert kernel.available("cpu", None) and (mechanisms != "linear lines" or chip.drain_law.ideal)
-    x = _codes(5, 2500)                                         # two chunks; rows 100.. off: their leakage
-    _same_to_rounding(*_torch_and_kernel(chip, x, monkeypatch))
+    x = _codes(5, 2500)                                         # two chunks; rows 101.. off: their leakage
+    _same_to_rounding(*_torch_and_kernel(chip, x, monkeypatch), chip)
 
 
 def test_compiled_loop_with_codes_per_chip_and_a_column_subset(chip, monkeypatch):
@@ -162,3 +170,43 @@ def test_kept_tables_follow_the_weights_and_the_timing():
     want = fresh.retimed(P2).evaluate(x, noise_seed=2, dv=True)
     assert torch.equal(got.decisions, want.decisions) and torch.equal(got.dv, want.dv)
     assert not torch.equal(got.dv, chip.evaluate(x, noise_seed=2, dv=True).dv)   # the retiming acted
+
+
+def test_the_loops_exp_is_within_two_ulp_of_exp():
+    """kernel.expf (Cephes' polynomial, written out so that it vectorises) against the float64 exp on every 97th
+    float32 of [-87, 88] and at the ends, within 2 ulp; below -87 (e^x < 2e-38) it returns e^-87."""
+    numba = pytest.importorskip("numba")
+
+    @numba.njit
+    def exps(a):
+        out = np.empty_like(a)
+        for i in range(a.shape[0]):
+            out[i] = kernel.expf(a[i])
+        return out
+
+    lo, hi = np.float32(-87.0).view(np.int32), np.float32(88.0).view(np.int32)
+    bits = np.concatenate([np.arange(0, hi, 97), np.arange(np.int32(-2**31), lo, 97) | 0])       # x >= 0, x < 0
+    x = np.concatenate([bits.astype(np.int32).view(np.float32), np.float32([-87.0, 0.0, 88.0])])
+    x = x[(x >= -87.0) & (x <= 88.0)]
+    got, ref = exps(x).astype(np.float64), np.exp(x.astype(np.float64))
+    ulp = np.spacing(ref.astype(np.float32)).astype(np.float64)
+    assert len(x) > 10_000_000 // 97 and float(np.max(np.abs(got - ref) / ulp)) <= 2.0
+    assert exps(np.float32([-100.0, -1e30]))[0] == np.float32(np.exp(np.float32(-87.0)))
+
+
+def test_a_group_of_chips_decides_alike_on_one_and_two_threads():
+    """The noise streams of a group's chips are drawn on the evaluation's threads, and the chips drawn (static draws,
+    word-line solve, factors) on the construction's: one thread or two give the same chips and decisions."""
+    x = _codes(12, 600)
+    old = torch.get_num_threads()
+    out = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            chip = Chip(P, n_chips=3, seed=13, device="cpu").program(_weights(14))
+            out.append((chip, chip.evaluate(x, noise_seed=15, dv=True)))
+    finally:
+        torch.set_num_threads(old)
+    (c1, a), (c2, b) = out
+    assert torch.equal(c1._a, c2._a) and torch.equal(c1.v_wl, c2.v_wl)
+    assert torch.equal(a.decisions, b.decisions) and torch.equal(a.dv, b.dv)

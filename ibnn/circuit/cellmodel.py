@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .. import params as _params
@@ -103,6 +104,10 @@ class CellModel:
         n = len(self.x_grid)
         u = (v_wl - float(self.x_grid[0])) / X_STEP                  # grid coordinate of V - d = u - e
         e = dvt / X_STEP
+        if _lerp_cells is not None and out.is_contiguous():           # one compiled pass (numba), no buffers
+            _lerp_cells(u.contiguous().numpy(), e.contiguous().numpy(), gain.contiguous().numpy(), h0.numpy(),
+                        dh.numpy(), out.numpy())
+            return out
         blk = min(rows, _BLOCK_ROWS)
         t, k, g0, g1 = (torch.empty(blk, codes, cols, dtype=dt) for dt in (torch.float64, torch.int32,
                                                                             torch.float64, torch.float64))
@@ -134,6 +139,27 @@ class CellModel:
         t = self.table
         return ((t[iv, id_] * (1 - td) + t[iv, id_ + 1] * td) * (1 - tv)
                 + (t[iv + 1, id_] * (1 - td) + t[iv + 1, id_ + 1] * td) * tv)
+
+
+def _lerp_kernel(u, e, gain, h0, dh, out):
+    """`CellModel.cell_table`'s blocked torch passes as one loop (the same float64 expressions, in order):
+    t = clamp(u[i, c] - e[i, j], 0, n - 1), k = floor(t), out = (h0[k] + dh[k] (t - k)) gain[i, j]."""
+    rows, codes, cols = out.shape
+    top = np.float64(h0.shape[0] - 1)
+    for i in range(rows):
+        for c in range(codes):
+            for j in range(cols):
+                t = min(max(u[i, c] - e[i, j], 0.0), top)
+                f = np.floor(t)
+                k = int(f)
+                out[i, c, j] = (h0[k] + dh[k] * (t - f)) * gain[i, j]
+
+
+try:
+    import numba as _numba
+    _lerp_cells = _numba.njit(cache=True, nogil=True, boundscheck=False)(_lerp_kernel)
+except ImportError:       # pragma: no cover (numba is pinned in requirements.txt)
+    _lerp_cells = None
 
 
 def _lerp_tables(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

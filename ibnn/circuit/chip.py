@@ -121,6 +121,7 @@ class Chip:
         self.drain_law = _drain_law(P).scaled(nonideal.compression)
         self.cm_offset = _cm_offset(P) if nonideal.comparator_cm > 0 else None
         self._set_timing(P)
+        self._draw_threads = torch.get_num_threads()        # the chips' tables are factored on this many threads
         with torch_threads(elementwise_threads()):
             self._draw()
         self.weights = None
@@ -148,7 +149,8 @@ class Chip:
     def _draw(self) -> None:
         """Every static mismatch of every instance, the word-line voltages and the factored cell tables."""
         P, ni = self.params, self.nonideal
-        z = draw_standard(self.seed, self.first_chip, self.n_chips, self.rows, self.cols, self.bits)
+        z = draw_standard(self.seed, self.first_chip, self.n_chips, self.rows, self.cols, self.bits,
+                          self._draw_threads)
         bscale = torch.tensor([2.0 ** -b for b in range(self.bits)], dtype=torch.float64).sqrt()
         self.dvt = P["sigma_vt_cell"] * ni.cell_mismatch * z.dvt                          # (n, R, C) V
         self.dbeta = P["sigma_beta_cell"] * ni.cell_mismatch * z.dbeta                    # (n, R, C)
@@ -163,10 +165,10 @@ class Chip:
         self.offset_p = P["comp_offset_sigma"] * ratio * z.offset_p                       # (n, C) V
         codes = torch.arange(self.max_code + 1)
         i_dac = self.model.dac.dac_current(codes[None, None, :], self.dac_bit_error[:, :, None, :])
-        self.v_wl = replica_word_line_voltage(self.model.dac, i_dac, self.replica_dvt[..., None],
-                                              self.replica_dbeta[..., None])              # (n, R, codes)
-        buf = torch.empty(self.rows, self.max_code + 1, self.cols, dtype=torch.float64)
-        f = factor_tables((self._exact_table(k, out=buf) for k in range(self.n_chips)), self.n_chips)  # reused
+        with torch_threads(self._draw_threads):       # elementwise over (n, R, codes): large enough for threads
+            self.v_wl = replica_word_line_voltage(self.model.dac, i_dac, self.replica_dvt[..., None],
+                                                  self.replica_dbeta[..., None])          # (n, R, codes)
+        f = factor_tables(self._exact_table, self.n_chips, self._draw_threads)   # chips shared among the threads
         self.rank = f.rank
         #: bound (LSB) on the error of any single cell current of the separable form (Frobenius residual)
         self.approx_residual_lsb = f.residual_lsb

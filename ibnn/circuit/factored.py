@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..repro.device import torch_threads
+from ..repro.device import in_shares, torch_threads
 
 RANK_MAX = 6              # most terms of the per-row separable approximation
 RANK_TOL = 0.01           # LSB: bound on the Frobenius residual of each row's table (so on any single cell)
@@ -49,15 +49,21 @@ class StandardDraws:
     offset_p: torch.Tensor
 
 
-def draw_standard(seed: int, first_chip: int, n_chips: int, rows: int, cols: int, bits: int) -> StandardDraws:
-    """The standard-normal static draws of chips first_chip .. first_chip + n_chips - 1 of `seed`."""
+def draw_standard(seed: int, first_chip: int, n_chips: int, rows: int, cols: int, bits: int,
+                  threads: int = 1) -> StandardDraws:
+    """The standard-normal static draws of chips first_chip .. first_chip + n_chips - 1 of `seed`, on `threads`
+    threads (each chip draws from its own generator, so the draws do not depend on them)."""
     n = n_chips
     out = StandardDraws(*(torch.empty(shape, dtype=torch.float64) for shape in (
         (n, rows, cols), (n, rows, cols), (n, rows, bits), (n, cols), (n, rows, 2), (n, cols))))
-    for i, k in enumerate(range(first_chip, first_chip + n_chips)):
-        g = chip_generator(seed, k)
-        for draws in (out.dvt, out.dbeta, out.dac, out.offset, out.replica, out.offset_p):       # the order
-            torch.randn(draws.shape[1:], generator=g, dtype=torch.float64, out=draws[i])
+
+    def draw(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            g = chip_generator(seed, first_chip + i)
+            for draws in (out.dvt, out.dbeta, out.dac, out.offset, out.replica, out.offset_p):   # the order
+                torch.randn(draws.shape[1:], generator=g, dtype=torch.float64, out=draws[i])
+
+    in_shares(draw, n, threads)
     return out
 
 
@@ -71,49 +77,183 @@ class FactoredTables:
     residual_lsb: float
 
 
-def factor_tables(tables, n: int | None = None) -> FactoredTables:
+def factor_tables(tables, n: int | None = None, threads: int = 1) -> FactoredTables:
     """Truncated SVD of each row's (codes x cols) table, through the (codes x codes) Gram matrix
-    T T^T = U S^2 U^T (A = U, B = U^T T); `tables` yields one (rows, codes, cols) float64 table per chip (n of
-    them when n is given: the factors are then written in place), each consumed before the next is asked for (so
-    a producer may reuse one buffer).
+    T T^T = U S^2 U^T (A = U, B = U^T T).
+
+    `tables` yields one (rows, codes, cols) float64 table per chip (n of them when n is given: the factors are then
+    written in place), each consumed before the next is asked for (so a producer may reuse one buffer); or it is a
+    function table(k, out) that writes chip k's table into `out` and returns it (n required): the chips are then
+    factored by `threads` threads (contiguous shares, a buffer each; the torch and LAPACK calls release the GIL),
+    with the same factors as one thread.
 
     The RANK_MAX leading eigenvectors come from subspace iteration (`leading_eigvecs`) instead of a full
     eigendecomposition: it reaches the rounding floor of the Gram route itself (both are off the SVD of T by
     ~eps ||T||^2 / gap; the tests check it against torch.linalg.svd). The residual of rank r is
     sqrt(||T||_F^2 - sum of the r leading Ritz values), exactly the Frobenius error of the factors returned."""
+    if callable(tables):
+        return _factor_parallel(tables, n, threads)
     a_all = b_all = None
     a_list, b_list, tails = [], [], []
     for i, t in enumerate(tables):
-        rows, n_codes, cols = t.shape
-        keep = min(RANK_MAX, n_codes)
         if n is not None and a_all is None:
-            a_all = torch.empty(n, rows, n_codes, keep, dtype=torch.float64)
-            b_all = torch.empty(n, rows, keep, cols, dtype=torch.float64)
-        gram = bmm(t, t.transpose(1, 2))
-        u, theta = leading_eigvecs(gram, keep)                                          # descending
-        diag = gram.diagonal(dim1=1, dim2=2)
-        u.masked_fill_((diag == 0)[:, :, None], 0.0)  # a code whose table row is 0 (cells off) stays exactly 0
-        total = diag.sum(1)                                                             # ||T||_F^2 per row
-        ranks = min(RANK_MAX, n_codes - 1) + 1                   # residual per rank 0..RANK_MAX (0 from n_codes)
-        lead = torch.cumsum(theta[:, :ranks - 1], 1)
-        tail = torch.zeros(rows, RANK_MAX + 1, dtype=torch.float64)
-        tail[:, 0] = torch.sqrt(total)
-        tail[:, 1:ranks] = torch.sqrt((total[:, None] - lead).clamp(min=0))
-        tails.append(tail.amax(0))
-        ut = u.transpose(1, 2).contiguous()
+            a_all, b_all = _factor_buffers(n, t.shape)
         if a_all is None:
+            u, b, tail = _factor_one(t)
             a_list.append(u)
-            b_list.append(bmm(ut, t))
+            b_list.append(b)
         else:
-            a_all[i].copy_(u)
-            b_all[i].copy_(bmm(ut, t))
+            tail = _factor_one(t, a_all[i], b_all[i])
+        tails.append(tail)
     if n is not None and len(tails) != n:
         raise ValueError(f"factor_tables: n={n} but the tables gave {len(tails)}; accepted: n = their number")
+    if a_all is None:
+        a_all, b_all = torch.stack(a_list), torch.stack(b_list)
+    return _truncate(a_all, b_all, tails)
+
+
+def _factor_buffers(n: int, shape) -> tuple[torch.Tensor, torch.Tensor]:
+    """Empty factors A (n, rows, codes, K) and B (n, rows, K, cols) for n chips' tables of `shape`, K = RANK_MAX."""
+    rows, n_codes, cols = shape
+    keep = min(RANK_MAX, n_codes)
+    return (torch.empty(n, rows, n_codes, keep, dtype=torch.float64),
+            torch.empty(n, rows, keep, cols, dtype=torch.float64))
+
+
+def _factor_one(t: torch.Tensor, a_out: torch.Tensor | None = None, b_out: torch.Tensor | None = None):
+    """The leading factors of one chip's tables t (rows, codes, cols) and their Frobenius residual per rank
+    0..RANK_MAX, worst row (RANK_MAX + 1,): written into a_out, b_out and the residuals returned, or
+    (A, B, residuals) where no buffers are given. Row by row in one compiled function (`_factor_rows`, numba;
+    without the GIL, so threads factor chips side by side), or as batched torch operations where numba is
+    missing."""
+    rows, n_codes, cols = t.shape
+    keep = min(RANK_MAX, n_codes)
+    own = a_out is None
+    if own:
+        a_out = torch.empty(rows, n_codes, keep, dtype=torch.float64)
+        b_out = torch.empty(rows, keep, cols, dtype=torch.float64)
+    if _factor_rows is not None:
+        tail = np.zeros(RANK_MAX + 1)
+        _factor_rows(t.contiguous().numpy(), _start(n_codes).numpy(), SUBSPACE_STEPS, a_out.numpy(),
+                     b_out.numpy(), tail)
+        tail = torch.from_numpy(tail)
+    else:             # pragma: no cover (numba is pinned in requirements.txt)
+        tail = _factor_torch(t, keep, a_out, b_out)
+    return (a_out, b_out, tail) if own else tail
+
+
+def _factor_torch(t: torch.Tensor, keep: int, a_out: torch.Tensor, b_out: torch.Tensor) -> torch.Tensor:
+    """`_factor_one` as batched torch operations over the rows (`leading_eigvecs`)."""
+    rows, n_codes, _ = t.shape
+    gram = bmm(t, t.transpose(1, 2))
+    u, theta = leading_eigvecs(gram, keep)                                              # descending
+    diag = gram.diagonal(dim1=1, dim2=2)
+    u.masked_fill_((diag == 0)[:, :, None], 0.0)      # a code whose table row is 0 (cells off) stays exactly 0
+    total = diag.sum(1)                                                                 # ||T||_F^2 per row
+    ranks = min(RANK_MAX, n_codes - 1) + 1                       # residual per rank 0..RANK_MAX (0 from n_codes)
+    lead = torch.cumsum(theta[:, :ranks - 1], 1)
+    tail = torch.zeros(rows, RANK_MAX + 1, dtype=torch.float64)
+    tail[:, 0] = torch.sqrt(total)
+    tail[:, 1:ranks] = torch.sqrt((total[:, None] - lead).clamp(min=0))
+    a_out.copy_(u)
+    b_out.copy_(bmm(u.transpose(1, 2).contiguous(), t))
+    return tail.amax(0)
+
+
+try:
+    import numba as _numba
+except ImportError:   # pragma: no cover
+    _numba = None
+
+
+def _rows_kernel(t, start, steps, a_out, b_out, tail):
+    """`_factor_torch` for each row of t (rows, m codes, cols), compiled (numba; LAPACK's eigh and BLAS through
+    scipy): the Gram matrix G = T T^T, Q <- orth(G Q) `steps` times from `start` (m, p) (a full eigh where
+    m <= p), the Rayleigh-Ritz pairs of Q^T G Q, descending; A = the K leading vectors (rows of codes whose table
+    row is 0 set to 0), B = A^T T; the worst row's residual per rank into tail (RANK_MAX + 1,)."""
+    rows, m, _ = t.shape
+    p, keep = start.shape[1], a_out.shape[2]
+    ranks = min(tail.shape[0] - 1, m - 1) + 1
+    for i in range(rows):
+        ti = t[i]
+        g = ti @ ti.T
+        if m <= p:
+            ev, vec = np.linalg.eigh(g)                                                 # ascending
+        else:
+            q = g @ start
+            _orth_columns(q)
+            for _ in range(steps - 1):
+                q = g @ q
+                _orth_columns(q)
+            ev, w = np.linalg.eigh(q.T @ (g @ q))
+            vec = q @ w
+        n_ev = ev.shape[0]
+        total = 0.0
+        for c in range(m):
+            total += g[c, c]
+        u = a_out[i]
+        for c in range(m):
+            for r in range(keep):
+                u[c, r] = 0.0 if g[c, c] == 0 else vec[c, n_ev - 1 - r]
+        b_out[i] = np.ascontiguousarray(u.T) @ ti
+        tail[0] = max(tail[0], np.sqrt(total))
+        lead = 0.0
+        for r in range(1, ranks):
+            lead += max(ev[n_ev - r], 0.0)
+            tail[r] = max(tail[r], np.sqrt(max(total - lead, 0.0)))
+
+
+def _orth_kernel(q):
+    """Orthonormalise the columns of q (m, p) in place: classical Gram-Schmidt with one reorthogonalisation
+    ("twice is enough": orthogonal to rounding, Giraud et al., Numer. Math. 101, 2005); a column with nothing left
+    after both passes becomes 0 (it then adds a zero Ritz value, never one of the kept)."""
+    m, p = q.shape
+    for j in range(p):
+        for _ in range(2):
+            for i in range(j):
+                r = 0.0
+                for c in range(m):
+                    r += q[c, i] * q[c, j]
+                for c in range(m):
+                    q[c, j] -= r * q[c, i]
+        nrm = 0.0
+        for c in range(m):
+            nrm += q[c, j] * q[c, j]
+        nrm = np.sqrt(nrm)
+        for c in range(m):
+            q[c, j] = q[c, j] / nrm if nrm > 0 else 0.0
+
+
+if _numba is not None:
+    _orth_columns = _numba.njit(cache=True, nogil=True, boundscheck=False)(_orth_kernel)
+    _factor_rows = _numba.njit(cache=True, nogil=True)(_rows_kernel)
+else:                 # pragma: no cover
+    _factor_rows = None
+
+
+def _factor_parallel(table, n: int | None, threads: int) -> FactoredTables:
+    """`factor_tables` of table(k, out) for k < n on `threads` threads, each a contiguous share of the chips."""
+    if n is None or n < 1:
+        raise ValueError(f"factor_tables: n={n!r} with a table function; accepted: the number of chips, >= 1")
+    first = table(0, None)
+    a_all, b_all = _factor_buffers(n, first.shape)
+    tails = [None] * n
+    tails[0] = _factor_one(first, a_all[0], b_all[0])
+
+    def work(lo: int, hi: int) -> None:
+        buf = torch.empty_like(first)
+        for k in range(1 + lo, 1 + hi):
+            tails[k] = _factor_one(table(k, buf), a_all[k], b_all[k])
+
+    in_shares(work, n - 1, threads)
+    return _truncate(a_all, b_all, tails)
+
+
+def _truncate(a_all: torch.Tensor, b_all: torch.Tensor, tails) -> FactoredTables:
+    """The factors cut to the smallest rank whose worst residual (every chip and row) is below RANK_TOL."""
     tail = torch.stack(tails).amax(0)                # worst chip and row, per kept rank
     ok = torch.nonzero(tail <= RANK_TOL).flatten()
     rank = max(1, min(int(ok[0]) if len(ok) else RANK_MAX, RANK_MAX))
-    if a_all is None:
-        a_all, b_all = torch.stack(a_list), torch.stack(b_list)
     return FactoredTables(a=a_all[..., :rank], b=b_all[:, :, :rank, :], rank=rank, residual_lsb=float(tail[rank]))
 
 
@@ -187,8 +327,9 @@ def code_tables(u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 
 def active_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
-    """The rows (ascending, int64) whose code is not 0 for some input of the chunk x (..., rows)."""
-    return torch.nonzero((x != 0).reshape(-1, rows).any(0)).flatten()
+    """The rows (ascending, int64) whose code is not 0 for some input of the chunk x (..., rows) of codes >= 0 (as
+    Chip.evaluate checks them): those whose largest code is above 0 (one reduction, no boolean copy)."""
+    return torch.nonzero(x.reshape(-1, rows).amax(0) > 0).flatten()
 
 
 def idle_sums(tab: torch.Tensor, active: torch.Tensor, cpl: torch.Tensor | None) -> tuple:

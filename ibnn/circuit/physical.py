@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..repro.device import torch_threads
+from ..repro.device import in_shares, torch_threads
 from . import fused, kernel
 from .column import decide
 from .factored import active_rows, chip_generator, code_tables, idle_sums, table_sums
@@ -39,12 +39,18 @@ class ChipOutput:
     drops: torch.Tensor | None = None
 
 
-def _noise(chip, gens, c0, c1, b):
+def _noise(chip, gens, c0, c1, b, threads):
     """One standard normal per decision of the full array (G, b, C) from each chip's noise stream (None without
-    temporal noise), so a column subset sees the same draws."""
+    temporal noise), so a column subset sees the same draws; the chips' streams drawn on `threads` threads."""
     if not (chip.noise_sigma > 0 or chip.ktc_var > 0):
         return None
-    nz = torch.stack([torch.randn(b, chip.cols, generator=gens[c], dtype=torch.float32) for c in range(c0, c1)])
+    nz = torch.empty(c1 - c0, b, chip.cols, dtype=torch.float32)
+
+    def draw(lo, hi):
+        for c in range(lo, hi):
+            torch.randn(b, chip.cols, generator=gens[c0 + c], dtype=torch.float32, out=nz[c])
+
+    in_shares(draw, c1 - c0, threads)
     return nz.to(chip.device)
 
 
@@ -110,7 +116,8 @@ def evaluate_physical(chip, codes, theta, sel, want_dv, want_drops, noise_seed, 
         for b0 in range(0, B, CHUNK):
             b1 = min(B, b0 + CHUNK)
             x = codes[b0:b1] if shared else codes[c0:c1, b0:b1]
-            dec, dv, d_bl, d_blb = _chunk(chip, tab, cpl, x, shared, _noise(chip, gens, c0, c1, b1 - b0),
+            nz = _noise(chip, gens, c0, c1, b1 - b0, outer_threads)
+            dec, dv, d_bl, d_blb = _chunk(chip, tab, cpl, x, shared, nz,
                                           ref[c0:c1, None], off[c0:c1], diff[c0:c1], grid_w, k, kw, use_kernel,
                                           (want_dv, want_drops), outer_threads)
             out.decisions[c0:c1, b0:b1] = pick(dec)

@@ -79,6 +79,20 @@ def torch_threads(n: int | None):
         torch.set_num_threads(old)
 
 
+def in_shares(work, n: int, threads: int) -> None:
+    """work(lo, hi) over contiguous shares of range(n) on up to `threads` threads (in the calling thread for one):
+    for work whose torch, LAPACK or numba calls release the GIL and whose result does not depend on the split."""
+    share = max(1, min(int(threads), n))
+    if share == 1:
+        work(0, n)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    bounds = [n * p // share for p in range(share + 1)]
+    with ThreadPoolExecutor(share) as pool:
+        for f in [pool.submit(work, bounds[p], bounds[p + 1]) for p in range(share)]:
+            f.result()
+
+
 def elementwise_threads() -> int | None:
     """Threads for the chip's elementwise work on the CPU: IBNN_ELEMENTWISE_THREADS (default 1). The elementwise
     steps (gathers, the closed-form discharge, comparisons) are memory-bound and, on a shared 2-core machine,
