@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: figures test unit nbval data lab bench clean-results venv
+.PHONY: figures test unit nbval data compiled lab bench clean-results venv
 .DEFAULT_GOAL := figures
 
 venv: $(STAMP)
@@ -24,7 +24,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name ibnn --display-name "Python (ibnn)" >/dev/null
 	@touch $@
 
-figures: $(STAMP)
+# numba compiles the chip's loops once per checkout and caches them next to the modules; compiled here, in two
+# processes at once, so that test workers and notebooks started side by side load them instead of each compiling
+compiled: $(STAMP)
+	@$(PY) -m ibnn.circuit.precompile kernel & pid=$$!; $(PY) -m ibnn.circuit.precompile tables; r=$$?; \
+	  wait $$pid && exit $$r
+
+figures: compiled
 	@$(PY) -m ibnn.repro.pipeline $(if $(FAST),--fast) $(if $(DRY),--dry-run) $(if $(JOBS),--jobs $(JOBS)) \
 	  $(if $(FORCE),--force $(filter-out 1,$(FORCE)))
 
@@ -37,7 +43,7 @@ data: $(STAMP)
 
 DOCTESTS := ibnn/data/features.py ibnn/cost/ops.py ibnn/nn/folded.py
 
-unit: data
+unit: data compiled
 	@echo "== make test, stage 1 of 2: unit tests, doctests and the committed results' invariants"
 	$(PY) -m pytest -q -n 2 tests --doctest-modules $(DOCTESTS)
 
@@ -49,7 +55,7 @@ NBVAL_A := 01_data 02_circuit_models 08_jssc_prototype
 NBVAL_B := 03_train_bnn 04_map_to_array 05_accuracy_on_chip 06_energy 07_efficiency 09_joint_fit
 NBVAL_LAST := 10_claims
 NBVAL := $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider
-nbval: $(STAMP)
+nbval: compiled
 	@echo "== make test, stage 2 of 2: every notebook under nbval (quick profile, scratch folder; groups $(NBVAL_A) and $(NBVAL_B) at once, then $(NBVAL_LAST)), then the invariants of its results"
 	@scratch=$$(mktemp -d); logs=$$(mktemp -d); export IBNN_OUTPUT_ROOT=$$scratch IBNN_PROFILE=fast; \
 	$(NBVAL) $(NBVAL_A:%=notebooks/%.ipynb) > $$logs/a.log 2>&1 & pid=$$!; \
@@ -67,7 +73,7 @@ lab: $(STAMP)
 
 # Every benchmark, in its quick form (bench_train one pair, bench_jssc the quick profile); each prints its targets
 # with the measured ratio and PASS/FAIL. All run; the target fails at the end if any of them failed.
-bench: $(STAMP)
+bench: compiled
 	@fail=""; for b in benchmarks/bench_*.py; do \
 	  case $$b in *bench_train.py) args="--reps 1";; *bench_jssc.py) args="--fast";; *) args="";; esac; \
 	  echo "== $$b $$args"; $(PY) $$b $$args || fail="$$fail $$b"; done; \

@@ -78,7 +78,8 @@ def test_cell_table_is_the_interpolation_times_the_gain(compression):
 
 def test_factors_on_threads_and_compiled_equal_one_thread_and_torch():
     """The chips factored on two threads (a table function) equal one thread and the tables one by one, bit for
-    bit; the compiled row loop (numba) equals the batched torch route to its rounding (A B within 1e-8 LSB, the floor of the Gram route)."""
+    bit; the compiled row loop (numba) equals the batched torch route to its rounding (A B within 1e-8 LSB, the
+    floor of the Gram route)."""
     t = _tables(1.0, n=3)
 
     def table(k, out):

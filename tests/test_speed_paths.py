@@ -210,3 +210,10 @@ def test_a_group_of_chips_decides_alike_on_one_and_two_threads():
     (c1, a), (c2, b) = out
     assert torch.equal(c1._a, c2._a) and torch.equal(c1.v_wl, c2.v_wl)
     assert torch.equal(a.decisions, b.decisions) and torch.equal(a.dv, b.dv)
+
+
+def test_precompile_loads_every_loop_and_refuses_an_unknown_part(capsys):
+    from ibnn.circuit import precompile
+    assert precompile.main(["all"]) == 0 and "compiled or loaded" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="part='bogus' is not accepted"):
+        precompile.main(["bogus"])

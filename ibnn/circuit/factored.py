@@ -378,3 +378,16 @@ def rounding_bound_lsb(tab: torch.Tensor) -> float:
     u = 2.0 ** -24
     worst = float(tab.abs().amax(dim=(2, 3)).sum(1).max())
     return rows * u * worst / (1 - rows * u)
+
+
+def precompile() -> None:
+    """Compile the drawing's loops (`_factor_rows`; the cell tables' `cellmodel._lerp_cells`) or load them from
+    numba's cache, on tiny inputs of the types the chip passes (`python -m ibnn.circuit.precompile`)."""
+    if _factor_rows is None:      # pragma: no cover
+        return
+    from .cellmodel import _lerp_cells
+    m = SUBSPACE + 2
+    _factor_rows(np.ones((2, m, 4)), np.ones((m, SUBSPACE)), SUBSPACE_STEPS, np.empty((2, m, RANK_MAX)),
+                 np.empty((2, RANK_MAX, 4)), np.zeros(RANK_MAX + 1))
+    if _lerp_cells is not None:
+        _lerp_cells(np.zeros((2, 3)), np.zeros((2, 4)), np.ones((2, 4)), np.ones(5), np.zeros(5), np.empty((2, 3, 4)))

@@ -328,3 +328,23 @@ def _drops(sf, k, ideal, dv, d_bl, d_blb):
             dv[col], d_bl[col], d_blb[col] = blb - bl, min(max(bl, zero), vdd), min(max(blb, zero), vdd)
         else:
             dv[col], d_bl[col], d_blb[col] = bl - blb, min(max(vdd - bl, zero), vdd), min(max(vdd - blb, zero), vdd)
+
+
+def precompile() -> None:
+    """Compile `cycle`'s loop (or load it from numba's cache) on a tiny input of the types the chip passes, so that
+    processes started together afterwards (test workers, notebooks) load it instead of each compiling it
+    (`python -m ibnn.circuit.precompile`)."""
+    if numba is None:     # pragma: no cover
+        return
+    G, R, n_codes, C, B = 1, 5, 3, 2, 3
+    f32 = np.float32
+    tab = np.ones((G, R, n_codes, 2 * C), dtype=f32)
+    x = np.zeros((1, B, R), dtype=np.int64)
+    x[0, :, :] = 1
+    flags = np.array([True, True, False, True, True], dtype=np.bool_)
+    dec = np.empty((G, B, C), dtype=np.int8)
+    outs = [np.empty((G, B, C), dtype=f32) for _ in range(3)]
+    _cycle(tab, np.ones(n_codes, dtype=f32), x, np.arange(R, dtype=np.int64), np.zeros((G, 2 * C), dtype=f32),
+           np.zeros((G, 2 * C), dtype=f32), np.zeros((G, B, C), dtype=f32), np.zeros((G, C), dtype=f32),
+           np.zeros((G, C), dtype=f32), np.zeros((G, C), dtype=f32), np.zeros(2, dtype=f32),
+           np.ones(15, dtype=f32), flags, dec, *outs)
