@@ -13,6 +13,7 @@ import time
 
 
 def main(argv=None) -> int:
+    """Compile (or load) the loops of `part` (the first argument; default all) and say how long it took."""
     args = sys.argv[1:] if argv is None else argv
     part = args[0] if args else "all"
     if part not in ("kernel", "tables", "all") or len(args) > 1:
