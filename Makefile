@@ -54,7 +54,7 @@ unit: data compiled
 NBVAL_A := 01_data 02_circuit_models 08_jssc_prototype
 NBVAL_B := 03_train_bnn 04_map_to_array 05_accuracy_on_chip 06_energy 07_efficiency 09_joint_fit
 NBVAL_LAST := 10_claims
-NBVAL := $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider
+NBVAL := $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider -p ibnn.repro.lean
 nbval: compiled
 	@echo "== make test, stage 2 of 2: every notebook under nbval (quick profile, scratch folder; groups $(NBVAL_A) and $(NBVAL_B) at once, then $(NBVAL_LAST)), then the invariants of its results"
 	@scratch=$$(mktemp -d); logs=$$(mktemp -d); export IBNN_OUTPUT_ROOT=$$scratch IBNN_PROFILE=fast; \

@@ -10,6 +10,7 @@ import torch
 
 from ibnn import params
 from ibnn.circuit.chip import ChipOutput
+from ibnn.repro import lean  # noqa: F401  (the workers' nbformat imports skip rfc3987_syntax's grammar)
 
 
 class FakeLayer:

@@ -559,3 +559,14 @@ def test_readme_run_times_are_written_by_the_pipeline(tmp_path):
     assert not pl.record_times(tmp_path, ["01_data", "05_x"], timings)           # unchanged
     (tmp_path / "README.md").write_text("no markers\n")
     assert not pl.record_times(tmp_path, ["01_data"], timings)
+
+
+def test_the_runners_skip_rfc3987_syntax_and_still_validate_notebooks():
+    """ibnn.repro.lean (imported before papermill and by nbval's pytest) keeps jsonschema from loading
+    rfc3987_syntax; nbformat still validates a notebook, and a broken one still fails."""
+    code = ("import sys, ibnn.repro.lean, nbformat; nb = nbformat.v4.new_notebook(); nbformat.validate(nb); "
+            "nb.cells = [{'cell_type': 'bogus'}]\n"
+            "try:\n    nbformat.validate(nb)\nexcept nbformat.ValidationError:\n    print('refused')\n"
+            "print(sys.modules.get('rfc3987_syntax') is None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["refused", "True"]

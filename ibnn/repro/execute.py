@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import io, manifest
+from . import io, lean, manifest  # noqa: F401  (lean: before papermill and nbformat, imported below)
 from . import stamps as st
 
 KERNEL = "ibnn"
