@@ -100,7 +100,7 @@ def cycle(tab, cpl, x, active, const_full, const_kick, nz, ref, off, diff, grid_
 
 @_jit
 def _look_kick(tab, cpl, x, active, b0, nb, s_full, s_kick):
-    """The look-ups of one block with the kick, four rows at a time (`ROWS_PER_STEP`): one table read for both
+    """The look-ups of one block with the kick, four rows at a time: one table read for both
     sums, and each sum read and written once per four rows (their partial sums pairwise: (t1 + t2) + (t3 + t4))."""
     L = tab.shape[2]
     na = active.shape[0]
