@@ -84,13 +84,13 @@ def factor_tables(tables, n: int | None = None, threads: int = 1) -> FactoredTab
     `tables` yields one (rows, codes, cols) float64 table per chip (n of them when n is given: the factors are then
     written in place), each consumed before the next is asked for (so a producer may reuse one buffer); or it is a
     function table(k, out) that writes chip k's table into `out` and returns it (n required): the chips are then
-    factored by `threads` threads (contiguous shares, a buffer each; the torch and LAPACK calls release the GIL),
-    with the same factors as one thread.
+    factored by `threads` threads (contiguous shares, a buffer each; the compiled row loop `_factor_rows` runs
+    without the GIL), with the same factors as one thread.
 
-    The RANK_MAX leading eigenvectors come from subspace iteration (`leading_eigvecs`) instead of a full
-    eigendecomposition: it reaches the rounding floor of the Gram route itself (both are off the SVD of T by
-    ~eps ||T||^2 / gap; the tests check it against torch.linalg.svd). The residual of rank r is
-    sqrt(||T||_F^2 - sum of the r leading Ritz values), exactly the Frobenius error of the factors returned."""
+    The RANK_MAX leading eigenvectors come from subspace iteration (`_factor_rows`; `leading_eigvecs` where numba
+    is missing) instead of a full eigendecomposition: it reaches the rounding floor of the Gram route itself (both
+    are off the SVD of T by ~eps ||T||^2 / gap; the tests check it against torch.linalg.svd). The residual of rank r
+    is sqrt(||T||_F^2 - sum of the r leading Ritz values), exactly the Frobenius error of the factors returned."""
     if callable(tables):
         return _factor_parallel(tables, n, threads)
     a_all = b_all = None
