@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ibnn.repro import io
+from ibnn.repro import io, schedule
 
 KERNEL = {"name": "ibnn", "display_name": "Python (ibnn)", "language": "python"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -562,11 +562,15 @@ def test_readme_run_times_are_written_by_the_pipeline(tmp_path):
 
 
 def test_the_runners_skip_rfc3987_syntax_and_still_validate_notebooks():
-    """ibnn.repro.lean (imported before papermill and by nbval's pytest) keeps jsonschema from loading
-    rfc3987_syntax; nbformat still validates a notebook, and a broken one still fails."""
+    """ibnn.repro.lean (imported before papermill, by nbval's pytest and first in the workers' forkserver) keeps
+    jsonschema from loading rfc3987_syntax; nbformat still validates a notebook, and a broken one still fails."""
     code = ("import sys, ibnn.repro.lean, nbformat; nb = nbformat.v4.new_notebook(); nbformat.validate(nb); "
             "nb.cells = [{'cell_type': 'bogus'}]\n"
             "try:\n    nbformat.validate(nb)\nexcept nbformat.ValidationError:\n    print('refused')\n"
             "print(sys.modules.get('rfc3987_syntax') is None)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["refused", "True"]
+    # the notebooks' workers: their forkserver loaded lean first
+    w = schedule.Workers(eval, lambda i: ("repr(__import__('sys').modules.get('rfc3987_syntax', 'absent'))",))
+    w.start(0)
+    assert w.wait() == (0, "None", None)

@@ -23,8 +23,8 @@ earlier ones and runs in the main process: exactly the sequential run.
 Why processes, not threads: papermill drives each kernel through nbclient, an asyncio event loop and zmq
 sockets per execution, in a process-wide jupyter_client; running two in threads of one process shares what
 was not written to be shared. Each notebook runs instead in its own process, forked from a forkserver (a
-clean server that imported papermill once, ~3 s: a fork costs milliseconds and copies none of the main
-process's state). What `execute` returns (`Staged`: paths and the manifest, plain data) comes back pickled
+clean server that imported papermill once, after ibnn.repro.lean: a fork costs milliseconds and copies none of
+the main process's state). What `execute` returns (`Staged`: paths and the manifest, plain data) comes back pickled
 through a pipe; only the main process commits. Signals: a worker turns the first SIGINT or SIGTERM into
 KeyboardInterrupt inside papermill (as Ctrl-C does in the sequential run: nbclient shuts its kernel down) and
 ignores the next; on KeyboardInterrupt the main process sends each running worker SIGTERM (a Ctrl-C on the
@@ -49,7 +49,7 @@ from . import stamps as st
 from .execute import NotebookFailed
 
 ALL = None                      # "may touch any file"
-PRELOAD = ["nbformat", "papermill", "ibnn.repro.execute"]
+PRELOAD = ["ibnn.repro.lean", "nbformat", "papermill", "ibnn.repro.execute"]   # lean before nbformat loads
 STOP_GRACE_S = 30.0             # how long an interrupted worker gets to shut its kernel down
 
 
