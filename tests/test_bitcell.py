@@ -81,3 +81,39 @@ def test_pelgrom_sigma_and_errors():
         pelgrom_sigma(float("nan"), 1e-6, 1e-6)
     with pytest.raises(ValueError, match="scale"):
         BitCell(P).draw_mismatch((3,), scale=-1.0)
+
+
+def _illinois_on_ekv(cell, v_wl, v_bl, dvt):
+    """The internal-node solve written plainly on `ekv_current` (24 Illinois steps in [0, V_BL])."""
+    shape = torch.broadcast_shapes(v_wl.shape, v_bl.shape, dvt.shape)
+
+    def h(x):
+        return ekv_current(cell.access, v_wl, v_bl, x, dvt) - ekv_current(cell.pulldown, cell.vdd, x, 0.0)
+    a, b = torch.zeros(shape, dtype=torch.float64), torch.clamp(v_bl, min=0.0).expand(shape).clone()
+    fa, fb = h(a).expand(shape).clone(), h(b).expand(shape).clone()
+    side = torch.zeros(shape, dtype=torch.int8)
+    for _ in range(24):
+        den = fa - fb
+        x = torch.where(den != 0, (a * (-fb) + b * fa) / torch.where(den != 0, den, torch.ones_like(den)),
+                        0.5 * (a + b))
+        x = torch.minimum(torch.maximum(x, a), b)
+        fx = h(x)
+        left = fx > 0
+        fb = torch.where(left & (side == 1), 0.5 * fb, fb)
+        fa = torch.where(~left & (side == -1), 0.5 * fa, fa)
+        a, fa = torch.where(left, x, a), torch.where(left, fx, fa)
+        b, fb = torch.where(left, b, x), torch.where(left, fb, fx)
+        side = torch.where(left, torch.ones_like(side), -torch.ones_like(side))
+    return x
+
+
+def test_internal_node_is_the_plain_solve_on_ekv_current_bit_for_bit(cell):
+    """The solve hoists what does not depend on X out of its loop: the same bits as the plain Illinois iteration
+    on `ekv_current`, over word lines, bit-lines (below 0 V too) and mismatch, broadcast."""
+    g = torch.Generator().manual_seed(0)
+    v_wl = torch.rand(400, 1, generator=g, dtype=torch.float64) * 1.3
+    v_bl = torch.rand(1, 50, generator=g, dtype=torch.float64) * 1.4 - 0.1
+    dvt = torch.randn(400, 50, generator=g, dtype=torch.float64) * 0.05
+    assert torch.equal(cell.internal_node(v_wl, v_bl, dvt), _illinois_on_ekv(cell, v_wl, v_bl, dvt))
+    v = torch.linspace(0.0, 1.2, 4097, dtype=torch.float64)
+    assert torch.equal(cell.internal_node(v, v), _illinois_on_ekv(cell, v, v, torch.tensor(0.0)))

@@ -112,34 +112,60 @@ class BitCell:
         v_wl, v_bl, dvt = (torch.as_tensor(x, dtype=torch.float64) for x in (v_wl, v_bl, dvt))
         shape = torch.broadcast_shapes(v_wl.shape, v_bl.shape, dvt.shape)
         top = torch.clamp(v_bl, min=0.0).expand(shape).clone()
+        h = self._stack_balance(v_wl, v_bl, dvt)
         # Illinois (modified regula falsi) on h(X) = I_access - I_pulldown, bracketed in [0, V_BL]: h falls with X
-        def h(x):
-            return ekv_current(self.access, v_wl, v_bl, x, dvt) - ekv_current(self.pulldown, self.vdd, x, 0.0)
         a = torch.zeros(shape, dtype=torch.float64)
         b = top
         fa, fb = h(a).expand(shape).clone(), h(b).expand(shape).clone()
-        side = torch.zeros(shape, dtype=torch.int8)
+        was_left = was_right = torch.zeros(shape, dtype=torch.bool)      # the side the last step moved
         x = a
         for _ in range(_ITER):
             den = fa - fb
-            x = torch.where(den != 0, (a * (-fb) + b * fa) / torch.where(den != 0, den, torch.ones_like(den)),
-                            0.5 * (a + b))
-            x = torch.minimum(torch.maximum(x, a), b)
+            nz = den != 0
+            x = torch.where(nz, (a * (-fb) + b * fa) / torch.where(nz, den, 1.0), 0.5 * (a + b))
+            x = torch.clamp(x, min=a, max=b)
             fx = h(x)
             left = fx > 0                      # root lies right of x: move a
-            fb = torch.where(left & (side == 1), 0.5 * fb, fb)
-            fa = torch.where(~left & (side == -1), 0.5 * fa, fa)
+            right = ~left
+            fb = torch.where(left & was_left, 0.5 * fb, fb)
+            fa = torch.where(right & was_right, 0.5 * fa, fa)
             a = torch.where(left, x, a)
             fa = torch.where(left, fx, fa)
             b = torch.where(left, b, x)
             fb = torch.where(left, fb, fx)
-            side = torch.where(left, torch.ones_like(side), -torch.ones_like(side))
+            was_left, was_right = left, right
         return x
+
+    def _stack_balance(self, v_wl, v_bl, dvt):
+        """h(X) = I_access(V_WL, V_BL, X; dvt) - I_pulldown(VDD, X, 0), equal bit for bit to `ekv_current`'s (tested)
+        with fewer operations per step: the terms that do not depend on X computed once, (v / U_T) / 2 as
+        v / (2 U_T) (exact: scaling by two commutes with rounding), the pull-down's 0-V source dropped."""
+        acc, pd = self.access, self.pulldown
+        g_acc = v_wl - acc.vt0 - dvt                                   # (V_G - V_T0 - dVt) of the access device
+        g_pd = torch.as_tensor(self.vdd, dtype=torch.float64) - pd.vt0 - 0.0
+        two_ut_a, two_ut_p = 2.0 * acc.ut, 2.0 * pd.ut                 # (v / U_T) / 2 == v / (2 U_T): exact
+
+        def f(v):
+            sp = torch.nn.functional.softplus(v)
+            return sp * sp
+
+        def h(x):
+            vds = v_bl - x
+            vp = (g_acc + acc.eta * vds) / acc.n
+            i_acc = acc.i_spec * (f((vp - x) / two_ut_a) - f((vp - v_bl) / two_ut_a)) * (1.0 + acc.lam * vds)
+            vp = (g_pd + pd.eta * x) / pd.n                            # V_S = 0: V_DS = X - 0 = X, V_P - 0 = V_P
+            i_pd = pd.i_spec * (f(vp / two_ut_p) - f((vp - x) / two_ut_p)) * (1.0 + pd.lam * x)
+            return i_acc - i_pd
+        return h
 
     def current(self, v_wl, v_bl, dvt=0.0, dbeta=0.0) -> torch.Tensor:
         """Cell (bit-line discharge) current in A for word-line and bit-line voltages, with mismatch dvt (V) and
         dbeta (relative). Zero when V_BL <= 0 (the floor); leakage only when V_WL = 0."""
-        x = self.internal_node(v_wl, v_bl, dvt)
+        return self.current_at_node(self.internal_node(v_wl, v_bl, dvt), dbeta)
+
+    def current_at_node(self, x, dbeta=0.0) -> torch.Tensor:
+        """`current` from the solved internal node x (V): the pull-down's current (A), clamped at 0, times
+        (1 + dbeta)."""
         i = ekv_current(self.pulldown, self.vdd, x, 0.0)
         return (1.0 + torch.as_tensor(dbeta, dtype=torch.float64)) * torch.clamp(i, min=0.0)
 
