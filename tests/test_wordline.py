@@ -121,3 +121,28 @@ def test_bad_arguments():
         WordLine(P).charges(CyclePlan.from_params(P), mean_drop=-0.1)
     with pytest.raises(ValueError, match="plan"):
         WordLine(P).charges("now")
+
+
+def test_waveforms_stepped_together_are_each_the_one_stepped_alone(wl, plan):
+    """`charges_at` steps the waveforms of several mean drops as one array: each gives what `charges` gives alone,
+    bit for bit (drive_tables takes both of its drops this way)."""
+    drops = [0.0, 0.3, 0.6]
+    together = wl.charges_at(plan, drops)
+    for d, c in zip(drops, together):
+        alone = wl.charges(plan, mean_drop=d)
+        for name in ("q_window", "t_fight", "t_tail", "t_settle"):
+            assert np.array_equal(getattr(c, name), getattr(alone, name)), (d, name)
+    assert not np.array_equal(together[0].q_window, together[2].q_window)        # the coupling moved the charge
+    with pytest.raises(ValueError, match="mean_drop"):
+        wl.charges_at(plan, [0.0, -0.1])
+
+
+def test_the_nominal_replica_table_is_the_dacs_solve_and_a_mismatched_one_its_own(wl):
+    from ibnn.circuit.wldac import WLDAC, nominal_dac
+    dac = nominal_dac(P)
+    assert dac is nominal_dac(P) and wl.dac is dac                                  # once per parameter set
+    fresh = WLDAC(P)
+    assert all(np.array_equal(getattr(dac, k).numpy(), getattr(fresh, k).numpy()) for k in ("grid_node", "_logi"))
+    assert np.array_equal(wl._i_rep, wl._i_rep_exact(wl._v))                        # the shortcut: the same bits
+    weak = WordLine(P, replica_dvt=0.01)
+    assert np.array_equal(weak._i_rep, weak._i_rep_exact(weak._v)) and not np.array_equal(weak._i_rep, wl._i_rep)

@@ -13,7 +13,7 @@ import torch
 
 from .. import params as _params
 from .bitcell import BitCell
-from .wldac import WLDAC
+from .wldac import nominal_dac
 
 D_SIGMAS = 6.0            # dVt grid half-width in sigma
 
@@ -44,7 +44,7 @@ class CellModel:
 
     def __init__(self, params: _params.ParamSet, compression: float, sigma_vt: float):
         self.cell = BitCell(params)
-        self.dac = WLDAC(params, self.cell)
+        self.dac = nominal_dac(params)
         self.s = float(compression)
         self.vdd = params["vdd"]
         vmax = min(self.vdd, float(self.dac.word_line_voltage(torch.tensor(

@@ -53,7 +53,7 @@ from .nonideal import Nonidealities
 from .physical import ChipOutput, evaluate_ideal, evaluate_physical
 from .replica import replica_sigmas
 from .replica import word_line_voltage as replica_word_line_voltage
-from .wldac import WLDAC
+from .wldac import nominal_dac
 from .wordline import drive_tables
 
 __all__ = ["Chip", "ChipOutput", "check_params"]
@@ -79,7 +79,7 @@ def check_params(P: _params.ParamSet) -> None:
 def _drain_law(P: _params.ParamSet) -> DrainLaw:
     """The drain law of P's cell at the reference code, fitted once per parameter set."""
     cell = BitCell(P)
-    v_wl = WLDAC(P, cell).code_to_vwl(torch.tensor(REFERENCE_CODE))
+    v_wl = nominal_dac(P).code_to_vwl(torch.tensor(REFERENCE_CODE))
     return DrainLaw.fit(lambda v: cell.current(v_wl, v), P["vdd"])
 
 

@@ -15,7 +15,7 @@ import torch
 
 from .. import params as _params
 from .bitcell import BitCell
-from .wldac import WLDAC
+from .wldac import nominal_dac
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def precharge_device(P: _params.ParamSet) -> PrechargeDevice:
 
 def _size(P) -> PrechargeDevice:
     cell = BitCell(P)
-    dac = WLDAC(P, cell)
+    dac = nominal_dac(P)
     i_full = float(cell.current(dac.code_to_vwl(torch.tensor(dac.max_code)), P["vdd"]))
     i_worst = P.int("array_rows") * i_full
     r_on = P["precharge_sag_max"] / i_worst

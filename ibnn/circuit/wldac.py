@@ -45,6 +45,7 @@ class WLDAC:
         self.vdd = P["vdd"]
         v = torch.linspace(0.0, self.vdd, _GRID, dtype=torch.float64)
         x = self.cell.internal_node(v, v)                 # the replica's internal node (= replica_current(v))
+        self.grid_v, self.grid_node = v, x                # on linspace(0, VDD, _GRID): read by ibnn.circuit.wordline
         i = self.ratio * torch.clamp(ekv_current(self.cell.pulldown, self.vdd, x, 0.0), min=0.0)
         # the table starts at the first grid point (V = 0 gives I = 0: log undefined; code 0 is handled exactly)
         self._v, self._x = v[1:], x[1:]
@@ -111,6 +112,14 @@ class WLDAC:
     def transfer(self, v_bl=None) -> torch.Tensor:
         """Nominal code -> cell current (A) for codes 0..max_code."""
         return self.cell_current(torch.arange(self.max_code + 1), v_bl=v_bl)
+
+
+@_params.cached_per_set(16)
+def nominal_dac(P: _params.ParamSet) -> WLDAC:
+    """The WLDAC of P (its nominal replica), built once per parameter values within the process: the chip's cell
+    model, its drain law, the word line and the precharge sizing share its table (a 4097-point series-stack solve).
+    Read only."""
+    return WLDAC(P)
 
 
 def inl_dnl(currents) -> tuple[torch.Tensor, torch.Tensor]:

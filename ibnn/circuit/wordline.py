@@ -45,7 +45,7 @@ from ..repro.device import elementwise_threads, torch_threads
 from ..validate import check_choice, check_nonneg, check_positive, check_real
 from .bitcell import BitCell
 from .replica import word_line_voltage as replica_word_line_voltage
-from .wldac import WLDAC
+from .wldac import nominal_dac
 
 SETTLE_MODES = ("precharge", "discharge")
 COUPLING_DROP = 0.6   # V: mean bit-line drop at which the coupling slope a(c) is taken (a secant; notebook 02
@@ -122,7 +122,7 @@ class WordLine:
         """The DAC, the row's final voltages and the tables of replica and cell current (single-threaded: small
         elementwise tensors)."""
         self.cell = BitCell(self.P)
-        self.dac = WLDAC(self.P, self.cell)
+        self.dac = nominal_dac(self.P)
         self.c_node = self.P["c_wl_per_cell"] * self.cols + self.k * self.P["c_replica_per_unit"] + self.P["c_dac_out"]
         codes = torch.arange(self.dac.max_code + 1)
         self.codes = codes.numpy()
@@ -134,7 +134,10 @@ class WordLine:
         self.i_lsb = float((c * self.i_final).sum() / (c * c).sum())       # as ibnn.circuit.cellmodel
         v = torch.linspace(0.0, self.vdd, _GRID, dtype=torch.float64)
         self._v = v.numpy()
-        self._i_rep = self._i_rep_exact(self._v)
+        if self.rep_dvt == 0 and torch.equal(self.dac.grid_v, v):      # the nominal replica: the DAC's own solve
+            self._i_rep = self.k * (1.0 + self.rep_db) * self.cell.current_at_node(self.dac.grid_node).numpy()
+        else:
+            self._i_rep = self._i_rep_exact(self._v)
         self._i_pre = self.cell.current(v, self.vdd).numpy()
         self._settled: dict = {}
 
@@ -185,8 +188,8 @@ class WordLine:
     def waveform(self, t_end: float, i_inject=None, dt: float | None = None):
         """V_WL(t) of every code from V = 0 at t = 0 to t_end (classic RK4, fixed step), all codes at once.
 
-        i_inject: optional callable t -> A added to the node current (e.g. bit-line coupling).
-        Returns (t (N,), V (codes, N)) in s and V."""
+        i_inject: optional callable t -> A added to the node current (e.g. bit-line coupling): a number, or an
+        (m, 1) array for m waveforms stepped together. Returns (t (N,), V (codes, N), or (m, codes, N)) in s and V."""
         t_end = check_positive("t_end", t_end)
         g = np.gradient(self._i_rep, self._v)
         tau_min = self.c_node / float(g[self._v <= self.v_final.max() + 0.02].max())
@@ -196,12 +199,12 @@ class WordLine:
         idac, on = self.i_dac, self.i_dac > 0
 
         def rhs(tk, v):
-            inj = 0.0 if i_inject is None else float(i_inject(tk))
+            inj = 0.0 if i_inject is None else i_inject(tk)
             return np.where(on, idac - np.interp(v, self._v, self._i_rep) + inj, 0.0) / self.c_node
 
-        v = np.zeros(len(self.codes))
-        out = np.empty((len(self.codes), n + 1))
-        out[:, 0] = v
+        v = np.zeros(np.broadcast_shapes(np.shape(0.0 if i_inject is None else i_inject(0.0)), idac.shape))
+        out = np.empty((*v.shape, n + 1))
+        out[..., 0] = v
         for s in range(n):
             tk = s * dt
             k1 = rhs(tk, v)
@@ -209,7 +212,7 @@ class WordLine:
             k3 = rhs(tk + dt / 2, v + dt / 2 * k2)
             k4 = rhs(tk + dt, v + dt * k3)
             v = np.clip(v + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4), 0.0, self.vdd)
-            out[:, s + 1] = v
+            out[..., s + 1] = v
         return np.linspace(0.0, t_end, n + 1), out
 
     def cell_current_pre(self, v: np.ndarray) -> np.ndarray:
@@ -225,25 +228,33 @@ class WordLine:
         """Charge factors of every code for `plan` (module docstring). t_lead: time the word line rises before
         the window (default t_allot for settle="precharge", 0 for "discharge"); mean_drop: mean drop (V) of all
         bit-lines over the window, which pulls the word line down by C_c dV/dt while the replica restores it."""
+        return self.charges_at(plan, [mean_drop], t_lead)[0]
+
+    def charges_at(self, plan: CyclePlan, mean_drops, t_lead: float | None = None) -> list[Charges]:
+        """`charges` at each of `mean_drops` (V), their waveforms stepped together (each as `charges` alone gives)."""
         if not isinstance(plan, CyclePlan):
             raise ValueError(f"plan={plan!r} must be a CyclePlan")
-        mean_drop = check_real("mean_drop", mean_drop, 0.0, self.vdd)
+        drops = [check_real("mean_drop", d, 0.0, self.vdd) for d in mean_drops]
         if t_lead is None:
             t_lead = plan.t_allot if plan.settle == "precharge" else 0.0
         t_lead = check_real("t_lead", t_lead, 0.0, plan.t_allot)
-        i_c = -self.coupling_capacitance() * mean_drop / plan.t_eval
-        inj = None if mean_drop == 0 else (lambda t: i_c if t >= t_lead else 0.0)
-        t, v = self.waveform(t_lead + plan.t_eval, inj)
-        i = self.cell_current_pre(v)                                                    # (codes, N)
-        cum = np.concatenate([np.zeros((len(self.codes), 1)),
-                              np.cumsum(0.5 * (i[:, 1:] + i[:, :-1]) * np.diff(t), axis=1)], axis=1)
-        q_lead = np.array([np.interp(t_lead, t, cum[c]) for c in range(len(self.codes))])
+        i_c = np.array([[0.0 if d == 0 else -self.coupling_capacitance() * d / plan.t_eval] for d in drops])
+        off = np.zeros_like(i_c)
+        t, v = self.waveform(t_lead + plan.t_eval, lambda tk: i_c if tk >= t_lead else off)     # (m, codes, N)
+        i = self.cell_current_pre(v)
+        cum = np.concatenate([np.zeros((*i.shape[:2], 1)),
+                              np.cumsum(0.5 * (i[..., 1:] + i[..., :-1]) * np.diff(t), axis=-1)], axis=-1)
         ifin = np.where(self.i_final > 0, self.i_final, 1.0)
         on = self.codes > 0
-        return Charges(t_lead=float(t_lead), t_on=float(t_lead + plan.t_eval),
-                       q_window=np.where(on, (cum[:, -1] - q_lead) / (ifin * plan.t_eval), 0.0),
-                       t_fight=np.where(on, q_lead / ifin, 0.0),
-                       t_tail=np.where(on, self._tail_charge(v[:, -1]) / ifin, 0.0), t_settle=self.settle_times())
+        out = []
+        for cj, vj in zip(cum, v):
+            q_lead = np.array([np.interp(t_lead, t, cj[c]) for c in range(len(self.codes))])
+            out.append(Charges(t_lead=float(t_lead), t_on=float(t_lead + plan.t_eval),
+                               q_window=np.where(on, (cj[:, -1] - q_lead) / (ifin * plan.t_eval), 0.0),
+                               t_fight=np.where(on, q_lead / ifin, 0.0),
+                               t_tail=np.where(on, self._tail_charge(vj[:, -1]) / ifin, 0.0),
+                               t_settle=self.settle_times()))
+        return out
 
     def _tail_charge(self, v_end: np.ndarray) -> np.ndarray:
         """Charge (C) of one cell while its word line falls from v_end as v_end exp(-t / (r_wl_reset C_WL))."""
@@ -311,8 +322,8 @@ class DriveTables:
 def drive_tables(P: _params.ParamSet) -> DriveTables:
     """The nominal row's DriveTables of P (settle="precharge"), cached per parameter values within the process."""
     wl, plan = WordLine(P), CyclePlan.from_params(P)
-    ch = wl.charges(plan)
-    q1 = wl.charges(plan, mean_drop=COUPLING_DROP).q_window
+    ch, ch1 = wl.charges_at(plan, [0.0, COUPLING_DROP])
+    q1 = ch1.q_window
     q = ch.q_window.copy()
     a = np.where(q > 0, (1.0 - q1 / np.where(q > 0, q, 1.0)) / COUPLING_DROP, 0.0)
     q[0] = 1.0
