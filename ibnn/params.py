@@ -29,6 +29,7 @@ import ast
 import hashlib
 import json
 import math
+import threading
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 from functools import lru_cache, wraps
@@ -74,6 +75,15 @@ class Param:
 
 # Which entries this process read: the recorded dependencies of a notebook (ibnn.repro.manifest).
 _USED: set[str] = set()
+# The read sets of the `cached_per_set` computations now running (any thread: a read adds to all of them, so a
+# set can only hold more names than its computation needed, never fewer).
+_RECORDING: list[set[str]] = []
+
+
+def _read(name: str) -> None:
+    _USED.add(name)
+    for names in list(_RECORDING):
+        names.add(name)
 
 
 def used() -> list[str]:
@@ -157,20 +167,20 @@ class ParamSet:
         return self.entry(name).value
 
     def __contains__(self, name: str) -> bool:
-        _USED.add(name)
+        _read(name)
         return name in self.entries
 
     def __getattr__(self, name: str) -> float:
         # attribute access for readability in models: P.vdd
         entries = object.__getattribute__(self, "entries")
         if name in entries:
-            _USED.add(name)
+            _read(name)
             return entries[name].value
         raise AttributeError(name)
 
     def entry(self, name: str) -> Param:
         """The whole record of `name` (a KeyError lists the known names)."""
-        _USED.add(name)
+        _read(name)
         try:
             return self.entries[name]
         except KeyError:
@@ -185,7 +195,7 @@ class ParamSet:
 
     def names(self, section: str | None = None) -> list[str]:
         """Names of every entry, or of one section (file)."""
-        _USED.add("@all" if section is None else f"@section:{section}")
+        _read("@all" if section is None else f"@section:{section}")
         return [n for n, p in self.entries.items() if section is None or p.section == section]
 
     def values(self) -> dict[str, float]:
@@ -300,20 +310,57 @@ def require(P) -> ParamSet:
 
 
 def cached_per_set(maxsize: int):
-    """Decorator: memoise `fn(P, *args)` within the process per (P.key(), args); the store is emptied when it
-    holds more than `maxsize` entries. P.key() is not a read, so the pipeline records only the entries `fn` itself reads
-    when it computes (once per notebook kernel)."""
+    """Decorator: memoise `fn(P, *args)` within the process on the entries its computation read. Each result is
+    kept with the values of every entry read while it was computed (by `fn` and everything it called, cached
+    functions included: `_values_read`) and returned for any P that agrees on those values, so sets that differ
+    only in entries `fn` never reads (an energy constant, an area) share one computation. Sound for functions
+    whose result depends on P only through its reads (P[name], P.name, `in`, P.entry, P.names), as every cached
+    function here does. At most `maxsize` results are kept (the least recently used go). A hit records the same
+    reads a computation would (`used()`, and the computations now running), so the pipeline's dependencies and an
+    enclosing cached function's key are what they would be without the cache."""
     def decorate(fn):
-        store: dict = {}
+        kept: list = []           # (args, names read, their values, result), least recently used first
+
+        lock = threading.Lock()
 
         @wraps(fn)
         def memo(P, *args):
-            key = (require(P).key(), *args)
-            if key not in store:
-                if len(store) > maxsize:
-                    store.clear()
-                store[key] = fn(P, *args)
-            return store[key]
-        memo.cache_clear = store.clear
+            require(P)
+            with lock:
+                hit = next((i for i, (a, names, values, _) in enumerate(kept)
+                            if a == args and _values_read(P, names) == values), None)
+                if hit is not None:
+                    kept.append(kept.pop(hit))
+                    _, names, _, result = kept[-1]
+            if hit is not None:
+                for name in names:
+                    _read(name)
+                return result
+            names = set()
+            _RECORDING.append(names)
+            try:
+                result = fn(P, *args)
+            finally:
+                del _RECORDING[next(i for i, r in enumerate(_RECORDING) if r is names)]
+            names = tuple(sorted(names))
+            with lock:
+                kept.append((args, names, _values_read(P, names), result))
+                del kept[:-maxsize]
+            return result
+        memo.cache_clear = kept.clear
         return memo
     return decorate
+
+
+def _values_read(P: ParamSet, names: tuple) -> tuple:
+    """What a computation that read `names` saw of P (not a read): each entry's value (None where absent), the
+    list of names of a section for "@section:x" ("@all": every name)."""
+    out = []
+    for n in names:
+        if n.startswith("@"):
+            section = None if n == "@all" else n.split(":", 1)[1]
+            out.append(tuple(m for m, p in P.entries.items() if section is None or p.section == section))
+        else:
+            p = P.entries.get(n)
+            out.append(None if p is None else p.value)
+    return tuple(out)

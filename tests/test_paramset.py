@@ -185,9 +185,40 @@ def test_cached_per_set_memoises_per_values_and_records_only_what_the_computatio
     assert f(P, 2.0) == f(P, 2.0) == 2 * P["vdd"] and calls == [2.0]          # computed once
     assert params.used() == ["vdd"]                                         # the key is not a read
     assert f(P.replace(vdd=1.0), 2.0) == 2.0 and calls == [2.0, 2.0]        # other values, computed again
-    for x in (3.0, 4.0, 5.0):                                               # full: the store empties
+    for x in (3.0, 4.0, 5.0):                                               # the least recently used go
         f(P, x)
     f(P, 2.0)
     assert calls[-1] == 2.0 and len(calls) == 6
     with pytest.raises(ValueError, match="ParamSet"):
         f({"vdd": 1.0}, 2.0)
+
+
+def test_a_cached_result_serves_every_set_that_agrees_on_what_its_computation_read():
+    """The key is the values of the entries read while computing, inner cached functions' reads included: a set
+    that differs only in an entry never read shares the result; one that differs in an entry the inner function
+    read (even where the inner result came from its own cache) does not; a hit records the reads for the pipeline."""
+    from ibnn import params
+
+    calls = []
+
+    @params.cached_per_set(4)
+    def inner(P):
+        calls.append("inner")
+        return P["vdd"] + (P["vt0_n"] if "no_such_entry" not in P else 0.0)
+
+    @params.cached_per_set(4)
+    def outer(P):
+        calls.append("outer")
+        return 2 * inner(P) + len(P.names("circuit"))
+
+    P = params.load()
+    first = outer(P)
+    assert calls == ["outer", "inner"]
+    energy_only = P.replace(e_comparator=2 * P["e_comparator"])            # neither function reads it
+    params.reset_used()
+    assert outer(energy_only) == first and calls == ["outer", "inner"]      # shared, no computation
+    assert params.used() == sorted(["vdd", "vt0_n", "no_such_entry", "@section:circuit"])   # the reads, recorded
+    assert inner(P.replace(vt0_n=0.3)) != inner(P) and calls[-1] == "inner"
+    inner(P.replace(vdd=1.1))                                               # inner cached for vdd = 1.1 ...
+    n = len(calls)
+    assert outer(P.replace(vdd=1.1)) != first and calls[n:] == ["outer"]    # ... outer still recomputes
