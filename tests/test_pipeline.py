@@ -548,7 +548,8 @@ def test_readme_says_what_reruns_how_to_force_and_how_to_leave_a_cited_range():
 
 
 def test_readme_run_times_are_written_by_the_pipeline(tmp_path):
-    """README's measured times come from the pipeline's own timings, between markers; no markers, no change."""
+    """README's measured times come from the pipeline's own timings, between markers; no markers, no change. The
+    schedule reads them back where the checkout has no timings of its own."""
     from ibnn.repro import pipeline as pl
 
     readme = tmp_path / "README.md"
@@ -560,8 +561,9 @@ def test_readme_run_times_are_written_by_the_pipeline(tmp_path):
     assert "| `01_data` | 10 s |" in text and "| `05_x` | 2.5 min |" in text and "06_y" not in text
     assert "| all | 2.7 min |" in text and "old" not in text and text.endswith("rest\n")
     assert not pl.record_times(tmp_path, ["01_data", "05_x"], timings)           # unchanged
+    assert pl.recorded_times(tmp_path) == {"01_data": 10.0, "05_x": 150.0}      # read back: a fresh clone's estimates
     (tmp_path / "README.md").write_text("no markers\n")
-    assert not pl.record_times(tmp_path, ["01_data"], timings)
+    assert not pl.record_times(tmp_path, ["01_data"], timings) and pl.recorded_times(tmp_path) == {}
 
 
 def test_the_runners_skip_rfc3987_syntax_and_still_validate_notebooks():

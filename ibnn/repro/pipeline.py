@@ -32,6 +32,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -102,6 +103,18 @@ def _load_timings(root: Path) -> dict:
         return json.loads(_timings(root).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
+
+
+def recorded_times(root: Path) -> dict[str, float]:
+    """{stem: seconds} from the README's run-times table (`record_times`), the committed record's last full run:
+    the schedule's estimate of a notebook this checkout has not timed yet (a fresh clone has no .cache)."""
+    readme = root / "README.md"
+    text = readme.read_text() if readme.is_file() else ""
+    if TIMES_START not in text or TIMES_END not in text:
+        return {}
+    table = text[text.index(TIMES_START):text.index(TIMES_END)]
+    return {m[1]: float(m[2]) * (60.0 if m[3] == "min" else 1.0)
+            for m in re.finditer(r"^\| `([\w-]+)` \| ([\d.]+) (s|min) \|$", table, re.M)}
 
 
 def _fmt_s(s: float) -> str:
@@ -193,7 +206,8 @@ class _Run:
         feet = [schedule.footprint(src, self.stamps.get(src.stem), self.root, self.profile, self.P)
                 for src in self.nbs]
         preds = schedule.predecessors(feet, self.jobs)
-        last = [(self.timings.get(p.stem) or {}).get("seconds", 1.0) for p in self.nbs]
+        recorded = recorded_times(self.root)          # where this checkout has not timed a notebook yet
+        last = [(self.timings.get(p.stem) or {}).get("seconds", recorded.get(p.stem, 1.0)) for p in self.nbs]
         runner = (schedule.InProcess(lambda i: execute(self.nbs[i], self.root, self.profile)) if self.jobs == 1
                   else schedule.Workers(execute, lambda i: (self.nbs[i], self.root, self.profile),
                                         lambda i: self.nbs[i].stem))
