@@ -43,9 +43,11 @@ data: $(STAMP)
 
 DOCTESTS := ibnn/data/features.py ibnn/cost/ops.py ibnn/nn/folded.py
 
+# --dist loadfile: each test file runs on one worker, so its module-scoped fixtures (a built pipeline project, a
+# programmed chip) are built once rather than once per worker
 unit: data compiled
 	@echo "== make test, stage 1 of 2: unit tests, doctests and the committed results' invariants"
-	$(PY) -m pytest -q -n 2 --dist loadgroup tests --doctest-modules $(DOCTESTS)
+	$(PY) -m pytest -q -n 2 --dist loadfile tests --doctest-modules $(DOCTESTS)
 
 # Notebooks run under nbval in the quick profile and write into a scratch folder, so a test run
 # never overwrites the committed figures/ and results/. Two phases of two groups at once (each group in file order),

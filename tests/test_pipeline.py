@@ -18,9 +18,6 @@ import pytest
 
 from ibnn.repro import io, schedule
 
-# one worker runs this module (make test: --dist loadgroup), so its built project is built once, not per worker
-pytestmark = pytest.mark.xdist_group("pipeline")
-
 KERNEL = {"name": "ibnn", "display_name": "Python (ibnn)", "language": "python"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 START = "from ibnn.repro import nb\nprofile = nb.start(globals(), {stem!r}{rules})\n"

@@ -19,9 +19,6 @@ from test_pipeline import _env, _fresh, outputs_intact, pipeline, snapshot
 from ibnn.repro import io, schedule
 from ibnn.repro import stamps as st
 
-# one worker runs this module (make test: --dist loadgroup), so its built project is built once, not per worker
-pytestmark = pytest.mark.xdist_group("pipeline_parallel")
-
 START = "from ibnn.repro import nb\nprofile = nb.start(globals(), {stem!r})\n"
 EVENTS = '''import os, time
 from pathlib import Path
