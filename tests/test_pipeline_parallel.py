@@ -148,9 +148,12 @@ def test_ctrl_c_or_kill_of_the_main_process_alone_stops_its_workers_and_leaves_t
         if log.exists() and "01_a start" in log.read_text() and "03_c start" in log.read_text():
             break
         time.sleep(0.05)
+    sent = time.time()
     os.kill(proc.pid, sig)               # the main process only: SIGINT, it stops the workers; SIGTERM, it dies
     out, err = proc.communicate(timeout=60)
-    assert (proc.returncode, "interrupted" in err) == ((130, True) if sig == signal.SIGINT else (-sig, False)), err
+    seen = log.read_text() if log.exists() else "(no event log)"     # what to look at if this ever fails again
+    assert (proc.returncode, "interrupted" in err) == ((130, True) if sig == signal.SIGINT else (-sig, False)), \
+        f"{err}\nstdout:\n{out}\nevents (signal sent at {sent!r}):\n{seen}"
     outputs_intact(root)
     assert snapshot(root) == before
     for _ in range(200):                 # the workers, their kernels and the forkserver exit (within seconds)
