@@ -108,9 +108,8 @@ def _load_timings(root: Path) -> dict:
 def recorded_times(root: Path) -> dict[str, float]:
     """{stem: seconds} from the README's run-times table (`record_times`), the committed record's last full run:
     the schedule's estimate of a notebook this checkout has not timed yet (a fresh clone has no .cache)."""
-    readme = root / "README.md"
-    text = readme.read_text() if readme.is_file() else ""
-    if TIMES_START not in text or TIMES_END not in text:
+    text = _readme_with_times(root)
+    if text is None:
         return {}
     table = text[text.index(TIMES_START):text.index(TIMES_END)]
     return {m[1]: float(m[2]) * (60.0 if m[3] == "min" else 1.0)
@@ -260,13 +259,19 @@ class _Run:
 TIMES_START, TIMES_END = "<!-- run-times:start (written by make figures) -->", "<!-- run-times:end -->"
 
 
+def _readme_with_times(root: Path) -> str | None:
+    """The text of root's README when it holds the run-times markers, else None."""
+    readme = root / "README.md"
+    text = readme.read_text() if readme.is_file() else ""
+    return text if TIMES_START in text and TIMES_END in text else None
+
+
 def record_times(root: Path, stems: list[str], timings: dict) -> bool:
     """Write the measured wall time of each notebook's last full-profile run on this machine (with its CPU count,
     how many notebooks ran at a time, and load) into README between the run-times markers, when `root` holds a
     README with them (the repository: the committed record). Returns whether README changed."""
-    readme = root / "README.md"
-    text = readme.read_text() if readme.is_file() else ""
-    if TIMES_START not in text or TIMES_END not in text:
+    text = _readme_with_times(root)
+    if text is None:
         return False
     rows = [(s, timings[s]["seconds"]) for s in stems if timings.get(s, {}).get("profile") == "full"]
     whole = timings.get(WHOLE_RUN, {})
@@ -288,7 +293,7 @@ def record_times(root: Path, stems: list[str], timings: dict) -> bool:
     start, end = text.index(TIMES_START) + len(TIMES_START), text.index(TIMES_END)
     new = text[:start] + "\n" + table + "\n" + text[end:]
     if new != text:
-        io.atomic_write_text(readme, new)
+        io.atomic_write_text(root / "README.md", new)
     return new != text
 
 
