@@ -121,3 +121,22 @@ def test_sweeps_cover_every_mechanism_with_paired_points_and_a_resolution(monkey
         sweeps.magnitude("not_a_mechanism", 1.0, P)
     assert sweeps.alone_over("noise", 2.0, {"compression": 1.0}) == nonideal.Nonidealities(
         **{**{k: 0.0 for k in nonideal.NONIDEALITIES}, "noise": 2.0, "compression": 1.0})
+
+
+def test_the_column_error_fit_does_not_depend_on_torchs_thread_count():
+    # make figures gives each notebook its share of the cores (one thread each for two on two cores); a long sum
+    # split among two threads rounds differently, so the fit runs its sums on one (the error model of 05)
+    g = torch.Generator().manual_seed(3)
+    dot = torch.randn(2000, 64, generator=g, dtype=torch.float64) * 50
+    err = 0.01 * dot[None] + torch.randn(4, 2000, 64, generator=g, dtype=torch.float64) * 3
+    load = torch.rand(2000, 1, generator=g, dtype=torch.float64).expand_as(dot)
+    old = torch.get_num_threads()
+    fits = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            fits.append(noise_aware._fit_error(err, dot, load))
+    finally:
+        torch.set_num_threads(old)
+    (g1, s1), (g2, s2) = fits
+    assert g1 == g2 and torch.equal(s1, s2)

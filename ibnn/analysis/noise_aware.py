@@ -18,7 +18,7 @@ from ..nn import checkpoint as ckpt
 from ..nn.folded import fold
 from ..nn.train import Recipe, train_bnn
 from ..repro import io, provenance
-from ..repro.device import as_tensor
+from ..repro.device import as_tensor, torch_threads
 from ..validate import check_int, check_real
 from .calibration import check_calibration_set
 
@@ -57,19 +57,25 @@ def measure_column_error(mapping, chip, codes, split: str = "train", test_codes=
         dot = (wl @ W[:, L.cols]).double()                  # (B, fan_out) ideal, incl. bias rows
         load = (wl.double().sum(1, keepdim=True) / 1000.0).expand_as(dot)
         meas = dv[..., L.cols.to(dv.device)].double().cpu() / vpl
-        err = meas - dot[None]
+        g, sol = _fit_error(meas - dot[None], dot, load)
+        gain.append(g)
+        s0.append(float(sol[0].clamp_min(0).sqrt()))
+        s1.append(float(sol[1].clamp_min(0).sqrt()))
+    return ColumnErrorModel(gain, s0, s1, int(chip.n_chips), int(getattr(chip, "seed", -1)))
+
+
+def _fit_error(err: torch.Tensor, dot: torch.Tensor, load: torch.Tensor):
+    """(gain, [s0^2, s1^2]) of the column error err (chips, B, fan_out) against the ideal dot (B, fan_out): the
+    gain by least squares through 0, then var(r) = s0^2 + s1^2 load (least squares on r^2). On one thread: torch
+    splits a long sum among its threads, so on two the last digits would depend on the thread count."""
+    with torch_threads(1):
         x = dot[None].expand_as(err).reshape(-1)
         e = err.reshape(-1)
         g = float((x * e).sum() / (x * x).sum().clamp_min(1e-12))
         r = e - g * x
         ld = load[None].expand_as(err).reshape(-1)
-        # var(r) = s0^2 + s1^2 * load  (least squares on r^2)
         A = torch.stack([torch.ones_like(ld), ld], 1)
-        sol = torch.linalg.lstsq(A, (r * r)[:, None]).solution[:, 0]
-        gain.append(g)
-        s0.append(float(sol[0].clamp_min(0).sqrt()))
-        s1.append(float(sol[1].clamp_min(0).sqrt()))
-    return ColumnErrorModel(gain, s0, s1, int(chip.n_chips), int(getattr(chip, "seed", -1)))
+        return g, torch.linalg.lstsq(A, (r * r)[:, None]).solution[:, 0]
 
 
 def preact_noise_from(model: ColumnErrorModel, mapping, scale: float = 1.0, seed: int = 0) -> Callable:
