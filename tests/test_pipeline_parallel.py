@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from test_pipeline import _env, _fresh, outputs_intact, pipeline, snapshot
 
-from ibnn.repro import io, schedule
+from ibnn.repro import execute, io, schedule
 from ibnn.repro import stamps as st
 
 START = "from ibnn.repro import nb\nprofile = nb.start(globals(), {stem!r})\n"
@@ -42,6 +42,7 @@ def logged(stem, event):
     return LOG.exists() and f"{{stem}} {{event}} " in LOG.read_text()
 
 log("start")
+log("threads" + os.environ.get("OMP_NUM_THREADS", "-"))
 meet = os.environ.get("T_MEET", "").split(",")
 if STEM in meet:
     for other in meet:
@@ -102,6 +103,9 @@ def test_a_parallel_run_writes_the_sequential_record_and_a_reader_is_decided_aft
     assert r.returncode == 0, r.stdout + r.stderr
     ev = events(env)
     assert ev["01_a", "start"] < ev["03_c", "end"] and ev["03_c", "start"] < ev["01_a", "end"]    # side by side
+    # each kernel gets its share of the cores as its thread count (unless the caller's environment sets one)
+    share = env.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // 2))
+    assert ("01_a", "threads" + share) in ev and ("03_c", "threads" + share) in ev
     assert "running now (at most 2 at a time)" in r.stdout and "(full profile, 2 at a time)" in r.stdout
     # 01_a's outputs came out byte-identical: 02_b, decided once 01_a is committed, stays up to date.
     assert index_of(r.stdout, "01_a: done in") < index_of(r.stdout, "02_b: up to date"), r.stdout
@@ -175,6 +179,16 @@ def left_of(pgid: int, root: Path) -> list[int]:
         if stat[0] != "Z" and (int(stat[2]) == pgid or f"IBNN_READ_ROOT={root}".encode() in env):
             left.append(int(p.name))
     return left
+
+
+def test_a_kernel_gets_its_share_of_the_cores_as_threads_unless_the_environment_sets_them(monkeypatch):
+    cores = os.cpu_count() or 1
+    assert schedule.threads_per_notebook(1) == cores and schedule.threads_per_notebook(2) == max(1, cores // 2)
+    assert schedule.threads_per_notebook(10 * cores) == 1
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert execute.thread_env(1) == {"OMP_NUM_THREADS": "1"} and execute.thread_env(None) == {}
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")                     # the caller's choice is kept
+    assert execute.thread_env(1) == {}
 
 
 def test_bad_jobs_values_fail_before_any_work_in_one_line(tmp_path):

@@ -4,7 +4,8 @@ root being built): nothing reaches results/, figures/ or notebooks/ until `stamp
 The kernel gets its settings in its environment (no parameters are injected, so the executed notebook is its
 source plus outputs): IBNN_OUTPUT_ROOT = the staging folder, IBNN_READ_ROOT = the root (reads fall back to it),
 IBNN_PROFILE, IBNN_MANIFEST (where the appended `manifest.write()` cell writes what the run read), IBNN_NOTEBOOK
-and IBNN_PROGRESS_TO (the pipeline's terminal, for progress bars); MPLBACKEND is dropped (figures are inline).
+and IBNN_PROGRESS_TO (the pipeline's terminal, for progress bars), and OMP_NUM_THREADS, the kernel's share of the
+cores when notebooks run side by side (`thread_env`); MPLBACKEND is dropped (figures are inline).
 Its transport is encrypted (CurveZMQ) where pyzmq can, and its own stderr goes to .cache/logs/<stem>.kernel.log
 instead of the pipeline's terminal. The executed notebook loses the appended cell and papermill's volatile
 metadata (timestamps, durations, paths), so a notebook that is not rerun stays byte-identical, and it is marked
@@ -150,8 +151,17 @@ def _papermill(src: Path, inp: Path, out: Path, root: Path, env: dict) -> None:
                              f"{io.relative(log)}; the record is unchanged") from None
 
 
-def execute(src: Path, root: Path, profile: str) -> Staged:
-    """Run the notebook `src` into its staging folder under `root` (see the module docstring)."""
+def thread_env(threads: int | None) -> dict:
+    """{OMP_NUM_THREADS: threads} for a kernel (torch, and the BLAS libraries, read it at start; every thread count
+    in ibnn follows torch's), or {} where `threads` is None or the environment already sets it (a user's choice)."""
+    if threads is None or os.environ.get("OMP_NUM_THREADS"):
+        return {}
+    return {"OMP_NUM_THREADS": str(int(threads))}
+
+
+def execute(src: Path, root: Path, profile: str, threads: int | None = None) -> Staged:
+    """Run the notebook `src` into its staging folder under `root` (see the module docstring); `threads`: the
+    kernel's intra-op threads (`thread_env`; None: torch's default, one per core)."""
     import nbformat
 
     stage = root / ".cache" / "staging" / src.stem
@@ -163,7 +173,8 @@ def execute(src: Path, root: Path, profile: str) -> Staged:
     inp, out, man = stage / f"{src.stem}.in.ipynb", stage / f"{src.stem}.out.ipynb", stage / "manifest.json"
     nbformat.write(nb, inp)
     env = dict(IBNN_OUTPUT_ROOT=stage, IBNN_READ_ROOT=root, IBNN_PROFILE=profile, IBNN_MANIFEST=man,
-               IBNN_NOTEBOOK=src.stem, IBNN_PROGRESS_TO=progress_target(), PAPERMILL_EXECUTION="1")
+               IBNN_NOTEBOOK=src.stem, IBNN_PROGRESS_TO=progress_target(), PAPERMILL_EXECUTION="1",
+               **thread_env(threads))
     _papermill(src, inp, out, root, env)
     if not man.exists():
         raise NotebookFailed(f"{src.stem} finished without writing its manifest (IBNN_MANIFEST); nothing was "

@@ -20,7 +20,8 @@ interrupted notebook leaves the record exactly as it was (the failed notebook is
 At the same time (`ibnn.repro.schedule`; `--jobs N`, `make figures JOBS=N`, default 2, at most the CPU count):
 notebooks that touch no file of each other's (their recorded inputs and outputs) run side by side, each in its
 own process; a notebook starts only once the earlier ones it may read from have been committed, and the main
-process commits one at a time, so the record is the one the sequential run (`--jobs 1`) writes. After a
+process commits one at a time, so the record is the one the sequential run (`--jobs 1`) writes. Each kernel gets
+its share of the cores as its thread count (`schedule.threads_per_notebook`: one each for two on two cores). After a
 failure no notebook starts; the running ones finish and are committed, then the run fails as one would alone.
 
 Usage: python -m ibnn.repro.pipeline [--fast] [--force [STEM ...]] [--only STEM ...] [--dry-run] [--jobs N]
@@ -207,9 +208,11 @@ class _Run:
         preds = schedule.predecessors(feet, self.jobs)
         recorded = recorded_times(self.root)          # where this checkout has not timed a notebook yet
         last = [(self.timings.get(p.stem) or {}).get("seconds", recorded.get(p.stem, 1.0)) for p in self.nbs]
-        runner = (schedule.InProcess(lambda i: execute(self.nbs[i], self.root, self.profile)) if self.jobs == 1
-                  else schedule.Workers(execute, lambda i: (self.nbs[i], self.root, self.profile),
-                                        lambda i: self.nbs[i].stem))
+        threads = schedule.threads_per_notebook(self.jobs)      # each kernel's share of the cores
+        runner = (schedule.InProcess(lambda i: execute(self.nbs[i], self.root, self.profile, threads))
+                  if self.jobs == 1 else
+                  schedule.Workers(execute, lambda i: (self.nbs[i], self.root, self.profile, threads),
+                                   lambda i: self.nbs[i].stem))
         schedule.drive(preds, self.jobs, schedule.chain_seconds(preds, last), self, runner)
 
     def decide(self, i: int) -> bool:
