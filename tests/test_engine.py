@@ -140,11 +140,16 @@ def _vdd_figure(P, seed, scope):
 def test_local_cluster_gives_the_inprocess_results(monkeypatch):
     # one worker keeps `make test` short (start-up is most of the cost); two workers: the CLI cluster below
     monkeypatch.setenv(E.ENV_WORKERS, "1")
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)     # (a cluster started before may have set it)
     pts = squares(12)
     ref = E.run_sweep(toys.noisy_square, pts, engine="inprocess")
-    r = E.run_sweep(toys.noisy_square, pts, chunk_size=5)       # the default engine: a LocalCluster
+    with E.open_engine() as eng:                                # the default engine: a LocalCluster
+        r = E.run_sweep(toys.noisy_square, pts, chunk_size=5, engine=eng)
+        # its workers run without dask's MALLOC_TRIM_THRESHOLD_ (which maps every large tensor afresh)
+        trim = eng.client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
     assert r.results == ref.results
     assert (r.engine.kind, r.engine.n_workers, r.engine.n_threads) == ("local", 1, 1)
+    assert list(trim.values()) == [None]
 
 
 # --- a real scheduler and two workers, dask's CLI as subprocesses ----------------------------------------
