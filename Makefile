@@ -54,7 +54,8 @@ unit: data compiled
 # then the ledger: phase 1 runs 03 (whose checkpoint most notebooks read) beside 01; phase 2 splits the rest in two.
 # No notebook of one group reads or writes a file the other group's notebooks write, and every notebook's inputs come
 # from an earlier phase or from earlier in its group (tests/test_pipeline_parallel.py checks both against the
-# record's stamps); each phase's group A output is printed after its group B's.
+# record's stamps); each phase's group A output is printed after its group B's. Each kernel gets half the cores as
+# its threads (OMP_NUM_THREADS, unless set), as in make figures: two kernels of all the cores each wait on each other.
 NBVAL_1A := 01_data
 NBVAL_1B := 03_train_bnn
 NBVAL_2A := 02_circuit_models 08_jssc_prototype 09_joint_fit
@@ -68,6 +69,7 @@ nbval_phase = $(NBVAL) $(1:%=notebooks/%.ipynb) > $$logs/a.log 2>&1 & pid=$$!; \
 nbval: compiled
 	@echo "== make test, stage 2 of 2: every notebook under nbval (quick profile, scratch folder; $(NBVAL_1A) and $(NBVAL_1B) at once, then $(NBVAL_2A) and $(NBVAL_2B) at once, then $(NBVAL_LAST)), then the invariants of its results"
 	@scratch=$$(mktemp -d); logs=$$(mktemp -d); export IBNN_OUTPUT_ROOT=$$scratch IBNN_PROFILE=fast; \
+	half=$$(( $$(nproc) / 2 )); export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(( half > 0 ? half : 1 ))}; \
 	$(call nbval_phase,$(NBVAL_1A),$(NBVAL_1B)); \
 	if [ $$rc -eq 0 ]; then $(call nbval_phase,$(NBVAL_2A),$(NBVAL_2B)); fi; \
 	if [ $$rc -eq 0 ]; then $(NBVAL) $(NBVAL_LAST:%=notebooks/%.ipynb) && \
