@@ -43,11 +43,16 @@ data: $(STAMP)
 
 DOCTESTS := ibnn/data/features.py ibnn/cost/ops.py ibnn/nn/folded.py
 
+# Two processes at once (two test workers, two notebook kernels) get half the cores as their threads each, unless
+# OMP_NUM_THREADS is set: two processes of a thread per core each wait on each other at every OpenMP barrier
+HALF_CORES = $(shell n=$$(nproc); echo $$(( n / 2 > 0 ? n / 2 : 1 )))
+
 # --dist loadfile: each test file runs on one worker, so its module-scoped fixtures (a built pipeline project, a
-# programmed chip) are built once rather than once per worker
+# programmed chip) are built once rather than once per worker; a test that needs two threads sets them
 unit: data compiled
 	@echo "== make test, stage 1 of 2: unit tests, doctests and the committed results' invariants"
-	$(PY) -m pytest -q -n 2 --dist loadfile tests --doctest-modules $(DOCTESTS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$(HALF_CORES)} $(PY) -m pytest -q -n 2 --dist loadfile tests \
+	  --doctest-modules $(DOCTESTS)
 
 # Notebooks run under nbval in the quick profile and write into a scratch folder, so a test run
 # never overwrites the committed figures/ and results/. Two phases of two groups at once (each group in file order),
@@ -55,7 +60,7 @@ unit: data compiled
 # No notebook of one group reads or writes a file the other group's notebooks write, and every notebook's inputs come
 # from an earlier phase or from earlier in its group (tests/test_pipeline_parallel.py checks both against the
 # record's stamps); each phase's group A output is printed after its group B's. Each kernel gets half the cores as
-# its threads (OMP_NUM_THREADS, unless set), as in make figures: two kernels of all the cores each wait on each other.
+# its threads (HALF_CORES, above), as in make figures.
 NBVAL_1A := 01_data
 NBVAL_1B := 03_train_bnn
 NBVAL_2A := 02_circuit_models 08_jssc_prototype 09_joint_fit
@@ -69,7 +74,7 @@ nbval_phase = $(NBVAL) $(1:%=notebooks/%.ipynb) > $$logs/a.log 2>&1 & pid=$$!; \
 nbval: compiled
 	@echo "== make test, stage 2 of 2: every notebook under nbval (quick profile, scratch folder; $(NBVAL_1A) and $(NBVAL_1B) at once, then $(NBVAL_2A) and $(NBVAL_2B) at once, then $(NBVAL_LAST)), then the invariants of its results"
 	@scratch=$$(mktemp -d); logs=$$(mktemp -d); export IBNN_OUTPUT_ROOT=$$scratch IBNN_PROFILE=fast; \
-	half=$$(( $$(nproc) / 2 )); export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(( half > 0 ? half : 1 ))}; \
+	export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$(HALF_CORES)}; \
 	$(call nbval_phase,$(NBVAL_1A),$(NBVAL_1B)); \
 	if [ $$rc -eq 0 ]; then $(call nbval_phase,$(NBVAL_2A),$(NBVAL_2B)); fi; \
 	if [ $$rc -eq 0 ]; then $(NBVAL) $(NBVAL_LAST:%=notebooks/%.ipynb) && \
