@@ -177,6 +177,26 @@ def test_digital_readout_ties_take_first_index():
     assert ro.predict(torch.ones(1, 4)).tolist() == [1]
 
 
+def test_exact_dot_is_the_integer_product_on_both_routes(monkeypatch):
+    """float32 where every partial sum is an integer <= 2**24 (chunked over rows), float64 beyond that bound."""
+    from ibnn.nn import folded
+    monkeypatch.setattr(folded, "DOT_ROWS", 7)                          # several chunks and a ragged last one
+    g = torch.Generator().manual_seed(0)
+    w = torch.randint(0, 2, (128, 10), generator=g).to(torch.int8) * 2 - 1
+    cases = [torch.randint(-128, 128, (50, 128), generator=g).to(torch.int8),       # the float32 route at its bound
+             torch.randint(0, 256, (50, 128), generator=g).to(torch.uint8),
+             torch.randint(-3, 4, (2, 25, 128), generator=g),                         # int64, leading batch axes
+             torch.randint(2 ** 20, 2 ** 21, (50, 128), generator=g) + 1]            # beyond 2**24: float64
+    for x in cases:
+        want = (x.to(torch.int64).reshape(-1, 128) @ w.to(torch.int64)).reshape(*x.shape[:-1], 10)
+        got = folded.exact_dot(x, w)
+        assert got.dtype == torch.int64 and torch.equal(got, want)
+    big = cases[-1]                      # float32 would round these sums (odd integers above 2**24): the bound matters
+    assert not torch.equal((big.float() @ w.float()).to(torch.int64), big @ w.to(torch.int64))
+    assert torch.equal(C.DigitalReadout(w, torch.arange(10)).scores(cases[0]),
+                       cases[0].to(torch.int64) @ w.to(torch.int64) + torch.arange(10))
+
+
 def test_vote_readout_counts():
     ro = C.VoteReadout(votes=3, n_classes=2)
     a = torch.tensor([[1, -1, -1, 1, 1, -1], [1, 1, 1, -1, -1, -1], [1, -1, 1, 1, 1, -1]])
