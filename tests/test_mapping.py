@@ -61,6 +61,15 @@ def test_reference_equals_software_exactly(seed):
     assert torch.equal(labels, net.predict(codes))
 
 
+def test_a_layers_columns_are_a_view_where_they_are_one_run():
+    from ibnn.mapping.execute import _columns
+    t = torch.arange(2 * 3 * 10).reshape(2, 3, 10)
+    for cols in (torch.arange(10), torch.arange(4, 9), torch.tensor([1, 3, 2]), torch.tensor([5, 6, 8])):
+        got = _columns(t, cols)
+        assert torch.equal(got, t[..., cols])
+        assert (got.data_ptr() - t.data_ptr() == 8 * int(cols[0])) == bool((cols.diff() == 1).all())   # view
+
+
 def test_run_on_integer_chip_equals_software_exactly():
     net = make_folded(seed=3)
     m = map_network(net, P)
