@@ -305,7 +305,8 @@ def test_interrupt_leaves_no_half_written_output(built, sig, jobs):
     root, env = built                      # jobs 1: in the main process; 2 (the default): in a worker process
     make_nb(root / "notebooks" / "01_a.ipynb", [(SRC_A[0][0].replace("0.0", "0.5"), ["parameters"])] + SRC_A[1:])
     proc = subprocess.Popen([sys.executable, "-m", "ibnn.repro.pipeline", "--only", "01_a", "--jobs", jobs], env=env,
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # not inherited ignored
     time.sleep(random.Random(1234 + int(sig)).uniform(0.5, 4.0))
     os.killpg(proc.pid, sig)               # the whole group: papermill and its kernel
     proc.communicate(timeout=60)
