@@ -79,7 +79,7 @@ def test_cell_table_is_the_interpolation_times_the_gain(compression):
 def test_factors_on_threads_and_compiled_equal_one_thread_and_torch():
     """The chips factored on two threads (a table function) equal one thread and the tables one by one, bit for
     bit; the compiled row loop (numba) equals the batched torch route to its rounding (A B within 1e-8 LSB, the
-    floor of the Gram route)."""
+    floor of the Gram route; the residuals to the floor of the subtraction they come from)."""
     t = _tables(1.0, n=3)
 
     def table(k, out):
@@ -96,7 +96,12 @@ def test_factors_on_threads_and_compiled_equal_one_thread_and_torch():
     tail = factored._factor_torch(t[0], keep, a, b)
     k = one.rank
     assert float((a[..., :k] @ b[:, :k] - one.a[0] @ one.b[0]).abs().max()) < 1e-8   # the Gram route's floor
-    assert float((tail - factored._factor_one(t[0], a, b)).abs().max()) < 1e-8
+    # a residual is sqrt(||T||^2 - the leading eigenvalues' sum): both routes' eigenvalues carry ~eps ||T||^2 of
+    # rounding (which BLAS kernel runs decides its digits), so their squared residuals agree to that floor (on one
+    # AVX-512 machine they differ by 0.9 eps ||T||^2 at rank 6: 2e-7 in a residual of 1e-3), whatever their size
+    total = float((t[0] ** 2).sum((1, 2)).max())                     # the worst row's ||T||_F^2
+    got = factored._factor_one(t[0], a, b)
+    assert float((tail ** 2 - got ** 2).abs().max()) <= 16 * torch.finfo(torch.float64).eps * total
     with pytest.raises(ValueError, match="n=None"):
         factored.factor_tables(table)
 
