@@ -14,7 +14,7 @@ from ..repro.device import as_tensor
 from .binary import BNN, N_CLASSES, BinaryLayer, binarize, bn_threshold, model_meta
 
 F32_EXACT = 2 ** 24       # every integer of magnitude up to 2**24 is a float32
-DOT_ROWS = 1 << 16        # rows of x per float32 product in `exact_dot` (a 32-MB copy for 128 columns)
+DOT_ROWS = 1 << 15        # rows of x per float32 product in `exact_dot` (a 16-MB buffer for 128 columns)
 
 
 def exact_dot(x, weight: torch.Tensor) -> torch.Tensor:
@@ -22,9 +22,9 @@ def exact_dot(x, weight: torch.Tensor) -> torch.Tensor:
 
     Where x has an integer dtype and n * max|x| * max|weight| <= 2**24, every product and every partial sum is an
     integer of at most that magnitude, so float32 computes it exactly in any order of summation (whatever the
-    BLAS's blocking): a float32 product, DOT_ROWS rows at a time. Otherwise (floating x, larger values) float64, as
-    before, rounded (exact while |sum| < 2**53). The readout of 100 chips x 10,000 images (1e6 x 128 +-1
-    activations) takes 0.1 s this way against 1.3 s in float64 (benchmarks/bench_mapping.py runs it)."""
+    BLAS's blocking): a float32 product, DOT_ROWS rows at a time through one buffer. Otherwise (floating x, larger
+    values) float64, rounded (exact while |sum| < 2**53). The readout of 100 chips x 10,000 images (1e6 x 128 +-1
+    activations) takes about 0.1 s this way against 1.3 s in float64 (benchmarks/bench_mapping.py runs it)."""
     x = as_tensor(x)
     w_max = int(weight.abs().max()) if weight.numel() else 0
     if x.dtype.is_floating_point or x.dtype == torch.bool or x.numel() == 0:
@@ -34,10 +34,17 @@ def exact_dot(x, weight: torch.Tensor) -> torch.Tensor:
         return (x.double() @ weight.double()).round().to(torch.int64)
     wf = weight.to(device=x.device, dtype=torch.float32)
     flat = x.reshape(-1, x.shape[-1])
-    out = torch.empty(flat.shape[0], weight.shape[1], dtype=torch.int64, device=x.device)
-    for r0 in range(0, flat.shape[0], DOT_ROWS):
-        out[r0:r0 + DOT_ROWS] = (flat[r0:r0 + DOT_ROWS].to(torch.float32) @ wf).to(torch.int64)
-    return out.reshape(*x.shape[:-1], weight.shape[1])
+    n_rows, m = flat.shape[0], weight.shape[1]
+    out = torch.empty(n_rows, m, dtype=torch.int64, device=x.device)
+    # one float32 buffer for every chunk: a fresh copy per chunk is mapped and faulted in anew (3x slower)
+    rows = min(DOT_ROWS, n_rows)
+    buf, res = torch.empty(rows, flat.shape[1], device=x.device), torch.empty(rows, m, device=x.device)
+    for r0 in range(0, n_rows, rows):
+        k = min(rows, n_rows - r0)
+        buf[:k].copy_(flat[r0:r0 + k])
+        torch.matmul(buf[:k], wf, out=res[:k])
+        out[r0:r0 + k].copy_(res[:k])
+    return out.reshape(*x.shape[:-1], m)
 
 
 @dataclass
