@@ -187,11 +187,13 @@ def test_exact_dot_is_the_integer_product_on_both_routes(monkeypatch):
              torch.randint(0, 256, (50, 128), generator=g).to(torch.uint8),
              torch.randint(-3, 4, (2, 25, 128), generator=g),                         # int64, leading batch axes
              torch.randint(2 ** 20, 2 ** 21, (50, 128), generator=g) + 1]            # beyond 2**24: float64
-    for x in cases:
-        want = (x.to(torch.int64).reshape(-1, 128) @ w.to(torch.int64)).reshape(*x.shape[:-1], 10)
-        got = folded.exact_dot(x, w)
+    near = torch.ones(3, 1024, dtype=torch.int16)        # an odd sum beyond 2**24 made of -2**15s, whose abs()
+    near[:, :600], near[:, 600] = -2 ** 15, 0            # overflows in int16 (it would take the float32 route)
+    for x, wx in [(x, w) for x in cases] + [(near, torch.ones(1024, 10, dtype=torch.int8))]:
+        want = (x.to(torch.int64).reshape(-1, x.shape[-1]) @ wx.to(torch.int64)).reshape(*x.shape[:-1], 10)
+        got = folded.exact_dot(x, wx)
         assert got.dtype == torch.int64 and torch.equal(got, want)
-    big = cases[-1]                      # float32 would round these sums (odd integers above 2**24): the bound matters
+    big = cases[3]                       # float32 would round these sums (odd integers above 2**24): the bound matters
     assert not torch.equal((big.float() @ w.float()).to(torch.int64), big @ w.to(torch.int64))
     assert torch.equal(C.DigitalReadout(w, torch.arange(10)).scores(cases[0]),
                        cases[0].to(torch.int64) @ w.to(torch.int64) + torch.arange(10))

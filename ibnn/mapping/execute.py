@@ -131,8 +131,8 @@ def _run_batch(mapping, chip, a, theta, noise_seed, bi, out: RunResult, start: i
 
 
 def _columns(t: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """t[..., cols]: a view where cols is one ascending run of columns (a layer's usual place), else a copy (a
-    gather over 100 chips x 10,000 images x 128 columns costs 0.4 s; benchmarks/bench_mapping.py)."""
+    """t[..., cols]: a view where cols is one ascending run of columns (a layer's usual place), else a copy (for
+    many chips' decisions a gather is a sizeable part of a run: benchmarks/bench_mapping.py)."""
     n = len(cols)
     first = int(cols[0]) if n else 0
     if n and torch.equal(cols.cpu(), torch.arange(first, first + n, dtype=cols.dtype)):
