@@ -227,7 +227,7 @@ def _local_cluster(n_workers: int | None, timeout: float):
     n = default_workers() if n_workers is None else check_int("n_workers", n_workers, 1)
     # localhost only; ":0": any free port for the scheduler's HTTP server (8787 may be another user's). Without
     # dask's MALLOC_TRIM_THRESHOLD_ for the workers: set, it also fixes glibc's mmap threshold, so every large
-    # tensor a point allocates is mapped afresh and its pages faulted in again (09 alone: 12 -> 6 s system time)
+    # tensor a point allocates is mapped afresh and its pages faulted in again (system time, in notebook 09)
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=":0", silence_logs=logging.WARNING)

@@ -26,11 +26,7 @@ def exact_dot(x, weight: torch.Tensor) -> torch.Tensor:
     values) float64, rounded (exact while |sum| < 2**53). The readout of many chips' outputs (bench_mapping's (b))
     is several times faster this way than in float64."""
     x = as_tensor(x)
-    if x.dtype.is_floating_point or x.dtype == torch.bool or x.numel() == 0 or weight.numel() == 0:
-        return (x.double() @ weight.double()).round().to(torch.int64)
-    magnitude = lambda t: max(int(t.max()), -int(t.min()))     # noqa: E731 (in Python ints: no abs() overflow)
-    x_max = {torch.int8: 128, torch.uint8: 255}.get(x.dtype) or magnitude(x)
-    if x.shape[-1] * x_max * magnitude(weight) > F32_EXACT:
+    if not _float32_exact(x, weight):
         return (x.double() @ weight.double()).round().to(torch.int64)
     wf = weight.to(device=x.device, dtype=torch.float32)
     flat = x.reshape(-1, x.shape[-1])
@@ -45,6 +41,15 @@ def exact_dot(x, weight: torch.Tensor) -> torch.Tensor:
         torch.matmul(buf[:k], wf, out=res[:k])
         out[r0:r0 + k].copy_(res[:k])
     return out.reshape(*x.shape[:-1], m)
+
+
+def _float32_exact(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether `exact_dot` may take the float32 route: integer x, and n * max|x| * max|weight| <= 2**24 (the
+    magnitudes in Python ints: abs() of an int16's -2**15 overflows)."""
+    if x.dtype.is_floating_point or x.dtype == torch.bool or x.numel() == 0 or weight.numel() == 0:
+        return False
+    x_max = {torch.int8: 128, torch.uint8: 255}.get(x.dtype) or max(int(x.max()), -int(x.min()))
+    return x.shape[-1] * x_max * max(int(weight.max()), -int(weight.min())) <= F32_EXACT
 
 
 @dataclass

@@ -70,8 +70,8 @@ def check_jobs(value) -> int:
 def threads_per_notebook(jobs: int) -> int:
     """The intra-op threads each notebook's kernel gets when `jobs` run at once: the CPU cores shared out
     (cores // jobs, at least 1). Two notebooks of two threads each on two cores spend their time in OpenMP's
-    barrier waits: 05 beside 08 took 91 s on two threads each and 62 s on one each (and 168 s of CPU against 120).
-    The results do not depend on it (every notebook's results are identical on one and two threads)."""
+    barrier waits (05 beside 08 ran faster, and with less CPU, on one thread each). The results do not depend on it
+    (every notebook's results are identical on one and two threads)."""
     return max(1, (os.cpu_count() or 1) // max(1, int(jobs)))
 
 
