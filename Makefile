@@ -41,7 +41,7 @@ test: unit nbval
 data: $(STAMP)
 	$(PY) -c "from ibnn.data import load_mnist; [load_mnist(s) for s in ('train', 'test')]"
 
-DOCTESTS := ibnn/data/features.py ibnn/cost/ops.py ibnn/nn/folded.py
+DOCTESTS := ibnn/data/features.py ibnn/cost/ops.py ibnn/nn/folded.py ibnn/circuit/kernel.py
 
 # Two processes at once (two test workers, two notebook kernels) get half the cores as their threads each, unless
 # OMP_NUM_THREADS is set: two processes of a thread per core each wait on each other at every OpenMP barrier

@@ -5,7 +5,11 @@ same run:
     5x the float32 matrix product of the same shape (10,000 x 128 @ 128 x 128); measured on the chip's default CPU
     path, its cycle as one compiled loop (ibnn.circuit.kernel, numba; the verdict), on the torch path (IBNN_KERNEL=0:
     look-ups and ibnn.circuit.fused, what CUDA runs), and the torch path's two look-up passes alone;
-(b, drawing) 100 chips drawn and programmed: under 1 s.
+(b, drawing) 100 chips drawn and programmed: under 1 s (the median of 3 draws; the spread is printed).
+Beside (a) it prints a floor, in units of the product: the look-ups' operations counted
+(`ibnn.circuit.kernel.lookup_operations`) as if they ran at the product's own rate, plus the temporal-noise draws
+timed alone (the chip's generator); the rest of the cycle (discharge, offsets, decisions) is not in it, so the
+cycle cannot come in under it without fewer operations or a faster normal generator.
 
 Usage: python benchmarks/bench_chip.py [--device cpu|cuda] [--threads N] [--reps 5] [--profile]
 Timing: `reps` interleaved pairs (product, chip); the ratio is the median of the pairs' ratios (the neighbours'
@@ -77,6 +81,29 @@ def lookups(chip, codes) -> None:
             factored.table_sums(tab, cpl, codes[b0:b0 + physical.CHUNK], True)
 
 
+def noise_draws(chip, B: int) -> None:
+    """The temporal-noise draws of one evaluation of B inputs alone, chunk by chunk as the chip draws them
+    (`physical._noise`: one standard normal per decision from each chip's own generator)."""
+    gens = [factored.chip_generator(1, chip.first_chip + c, 1) for c in range(chip.n_chips)]
+    for b0 in range(0, B, physical.CHUNK):
+        physical._noise(chip, gens, 0, chip.n_chips, min(B, b0 + physical.CHUNK) - b0, torch.get_num_threads())
+
+
+def floor_a(chip, codes, cols: int, t_ref: float, noise_ratio: float) -> str:
+    """The floor line of (a): counted look-up operations / the product's multiply-adds, plus the measured noise
+    draws, against TARGET_CHIP."""
+    kick = bool((chip.coupling != 0).any())
+    ops = kernel.lookup_operations(codes, cols, kick) / (codes.numel() * cols)
+    floor = ops + noise_ratio
+    verdict_text = ("below the target: room for the rest of the cycle" if floor < TARGET_CHIP else
+                    "above the target: no look-up kernel meets it with this normal generator")
+    return (f"    floor of (a): look-ups {ops:.2f}x the product's multiply-adds (counted: "
+            f"{'a window add and a kick multiply-add' if kick else 'a window add'} on both lines of each driven "
+            f"cell; {float((codes != 0).float().mean()):.3f} of the cells driven) + the noise draws "
+            f"{noise_ratio:.2f}x (timed alone, {noise_ratio * t_ref * 1e3:.1f} ms) = {floor:.2f}x at the product's "
+            f"own rate, before the discharge, offsets and decisions; {verdict_text} (<= {TARGET_CHIP:g}x)")
+
+
 def profile_chip(chip, codes) -> None:
     """Self time of the ops of one evaluation (torch.profiler), the ten largest."""
     from torch.profiler import ProfilerActivity, profile
@@ -123,12 +150,16 @@ def main(argv=None) -> int:
     floor = measure(lambda: cf @ wf, lambda: lookups(chip, codes), dev, a.reps)
     print(f"    the torch path's two look-up passes alone (window charge, word-line kick: 2 x {rows} x {2 * cols} "
           f"table entries per input): {floor[4] * 1e3:.1f} ms, {floor[0]:.1f}x the product")
+    noise = measure(lambda: cf @ wf, lambda: noise_draws(chip, a.batch), dev, a.reps)
+    print(floor_a(chip, codes, cols, noise[2], noise[0]))
     if a.profile:
         profile_chip(chip, codes)
-    (t_draw, c_draw) = timed(lambda: Chip(P, n_chips=a.n_chips, seed=1, device=dev).program(w), dev)
+    draws = [timed(lambda: Chip(P, n_chips=a.n_chips, seed=1, device=dev).program(w), dev) for _ in range(3)]
+    t_draw, c_draw = (statistics.median(d[i] for d in draws) for i in range(2))
     ok_d = t_draw < TARGET_DRAW_S
-    print(f"(b) drawing and programming {a.n_chips} chips: {t_draw:.2f} s wall ({c_draw:.2f} s CPU; target < "
-          f"{TARGET_DRAW_S:g} s): {verdict(ok_d)}; load {os.getloadavg()[0]:.1f}")
+    print(f"(b) drawing and programming {a.n_chips} chips: {t_draw:.2f} s wall ({c_draw:.2f} s CPU; median of 3, "
+          f"{min(d[0] for d in draws):.2f}-{max(d[0] for d in draws):.2f} s; target < {TARGET_DRAW_S:g} s): "
+          f"{verdict(ok_d)}; load {os.getloadavg()[0]:.1f}")
     return 0 if (ok_a and ok_d) else 1
 
 

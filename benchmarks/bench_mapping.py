@@ -5,6 +5,10 @@
     chips under 1 s;
 (c) many chips (1000 with --full) x 10,000 images streamed over chips and images
     (`ibnn.mapping.execute.run_streamed`) in a child process: its peak RSS (the bound does not grow with chips).
+Beside (b) it prints a floor, in units of the ideal work: the drawing as timed, the temporal-noise draws of the run
+timed alone, and every cycle's look-up operations counted (`ibnn.circuit.kernel.lookup_operations`, on the
+mapped word-line codes) as if they ran at the product's own rate; the tables, the rest of each cycle and the
+readout are not in it.
 
 Uses the committed checkpoint (results/checkpoints/bnn.pt) when present, else a random 81-128 network, and MNIST
 test features when available, else random codes. Prints the load average and this process's CPU time beside the
@@ -25,9 +29,10 @@ import time
 import torch
 
 from ibnn import params
+from ibnn.circuit import factored, kernel, physical
 from ibnn.circuit.chip import Chip
 from ibnn.mapping import map_network
-from ibnn.mapping.execute import run_streamed
+from ibnn.mapping.execute import derive_seed, reference, run_streamed
 from ibnn.repro import io
 
 TARGET_RUN = 10.0         # target: 100 chips x 10k images at most 10x the ideal float32 work
@@ -84,6 +89,27 @@ def warm_up(m, P, codes, dev) -> None:
     """What a process pays once: the parameter set's cell model, drive tables and drain law (cached per set), and
     loading (on a fresh installation: compiling) the chip's loop (`ibnn.circuit.kernel`), on a few images."""
     m.run(Chip(P, n_chips=1, seed=999, device=dev), codes[:64].to(dev), noise_seed=0)
+
+
+def noise_draws(m, chip, B: int, noise_seed: int = 1) -> None:
+    """The temporal-noise draws of `m.run(chip, codes, noise_seed)` alone, cycle by cycle and chunk by chunk as the
+    chips draw them (`physical._noise`; one image batch, as in (b))."""
+    for L in m.layers:
+        seed = derive_seed(noise_seed, L.index, 0)
+        gens = [factored.chip_generator(seed, chip.first_chip + c, 1) for c in range(chip.n_chips)]
+        for b0 in range(0, B, physical.CHUNK):
+            physical._noise(chip, gens, 0, chip.n_chips, min(B, b0 + physical.CHUNK) - b0, torch.get_num_threads())
+
+
+def lookup_ratio(m, chip, codes) -> float:
+    """Every cycle's look-up operations on every chip (`kernel.lookup_operations` of the mapped word-line codes;
+    the later cycles' inputs as the ideal array computes them), over the ideal work's multiply-adds: one product
+    (B x rows) @ (rows x cols) per chip."""
+    acts = reference(m, codes, layers=True).activations
+    kick = bool((chip.coupling != 0).any())
+    ops = sum(kernel.lookup_operations(m.layer_codes(L.index, codes if L.index == 0 else acts[L.index - 1]),
+                                       m.cols, kick) for L in m.layers)
+    return ops / (codes.shape[0] * m.rows * m.cols)
 
 
 def peak_rss_mib() -> float:
@@ -152,6 +178,15 @@ def main(argv=None) -> int:
           f"load {os.getloadavg()[0]:.1f}")
     print(f"(b) drawing {a.chips} chips: {t_draw:.2f} s wall ({c_draw:.2f} s CPU; target < {TARGET_DRAW_S:g} s): "
           f"{'PASS' if ok_draw else 'FAIL'}")
+    _, t_noise, _ = timed(lambda: noise_draws(m, chip, codes.shape[0]), dev)
+    looks = lookup_ratio(m, chip, codes)
+    floor = (t_draw + t_noise) / t_ref + looks
+    print(f"    floor of (b): drawing {t_draw / t_ref:.2f}x + the noise draws {t_noise / t_ref:.2f}x (timed alone, "
+          f"{t_noise:.2f} s) + the look-ups {looks:.2f}x (counted, on the mapped codes: {len(m.layers)} cycle(s)) = "
+          f"{floor:.2f}x the ideal work, before the tables, discharges, decisions and readout; "
+          + ("below the target: room for the rest" if floor < TARGET_RUN else
+             "above the target: no look-up kernel meets it with this drawing and normal generator")
+          + f" (<= {TARGET_RUN:g}x)")
     rc = 0 if (ok_run and ok_draw) else 1
     if a.stream_chips > 0:
         cmd = [sys.executable, __file__, "--stream-child", "--stream-chips", str(a.stream_chips), "--images",

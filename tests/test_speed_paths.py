@@ -60,6 +60,25 @@ def test_table_sums_equal_the_factored_product_within_the_rounding_bound(chip):
     assert torch.equal(off_k, (tab[:, :, 0, :] * cpl[0]).sum(1)[:, None, :].expand_as(off_k))
 
 
+def test_lookup_count_rests_on_one_line_per_cell(chip):
+    """The benchmarks' floor counts 2 x 2 cols operations per driven cell (kernel.lookup_operations): a window add
+    and a kick multiply-add on both lines of the cell's column. Its premise holds for the chip's tables: a cell's
+    entry on the line its weight does not pull is exactly 0 at every code, and the pulled line's is not (a row at
+    code 0 is one table entry per line whatever the input, so it is not counted). The count is checked against a
+    cell-by-cell count."""
+    tab = factored.code_tables(chip._u, chip._m.view(2, chip.rows, chip.rank, 2 * chip.cols))   # (G, rows, codes, 2C)
+    pulls_blb = (chip.weights == 1)[:, :, None, :].expand(-1, -1, tab.shape[2], -1)
+    blb, bl = tab[..., :chip.cols], tab[..., chip.cols:]
+    assert torch.equal(torch.where(pulls_blb, bl, blb), torch.zeros_like(blb))     # the line not pulled: 0
+    assert bool((torch.where(pulls_blb, blb, bl)[:, :, 1:] != 0).all())             # the pulled one: current
+    x = _codes(4, 50)
+    x[1, 8], x[2, 20:40] = 0, 0
+    driven = sum(1 for b in range(x.shape[0]) for i in range(x.shape[1]) if int(x[b, i]) != 0)
+    assert kernel.lookup_operations(x, chip.cols, kick=True) == driven * 2 * chip.cols * 2
+    assert kernel.lookup_operations(x, chip.cols, kick=False) == driven * 2 * chip.cols
+    assert kernel.lookup_operations(x[None].expand(3, -1, -1), chip.cols, kick=True) == 3 * driven * 4 * chip.cols
+
+
 @pytest.mark.parametrize("s", [1.0, 0.5])
 def test_one_exponential_discharge_is_column_discharge_bit_for_bit(chip, s):
     law = chip.drain_law.scaled(s)

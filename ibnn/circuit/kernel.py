@@ -54,6 +54,21 @@ def available(device, law) -> bool:
     return env == "1" and torch.device(device).type == "cpu" and law is None and numba is not None
 
 
+def lookup_operations(x: torch.Tensor, cols: int, kick: bool) -> int:
+    """Floating-point operations of the cycle's look-ups for the word-line codes x (..., rows): every driven cell
+    (code not 0) adds its table entry to the window-charge sum and, times its code's coupling factor, to the kick
+    sum (kick True), on both lines of its column, as a vector unit with one lane per column computes them (the line
+    the cell does not pull gets its entry, an exact 0). A row at code 0 adds the same leakage for every input, so it
+    can be summed once and is not counted. That makes 2 cols operations (an add; a multiply-add for the kick) per
+    driven cell and sum, against the rows x cols multiply-adds of the matrix product of the same shape
+    (benchmarks/bench_chip.py and bench_mapping.py print this count as the look-ups' floor).
+
+    >>> lookup_operations(torch.tensor([[0, 3], [31, 1]]), cols=4, kick=True)
+    48
+    """
+    return int(torch.count_nonzero(x)) * 2 * cols * (2 if kick else 1)
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     """A contiguous numpy view of a CPU tensor (a copy only where it is not contiguous)."""
     return t.detach().contiguous().numpy()
