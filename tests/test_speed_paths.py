@@ -174,12 +174,12 @@ def test_kernel_switch_is_checked(monkeypatch):
     assert not kernel.available("cpu", Chip(P, n_chips=1).drain_law)   # a law given: one the loop does not write out
 
 
-def test_kept_tables_follow_the_weights_and_the_timing():
-    """The look-up tables a chip keeps between evaluations are rebuilt when program() or retimed() replaces what
-    they were made of: a reprogrammed or retimed chip evaluates as a fresh one."""
+def test_tables_follow_the_weights_and_the_timing():
+    """The look-up tables follow what program() and retimed() replace (they are built per evaluation from the
+    chip's factors and weights): a reprogrammed or retimed chip evaluates as a fresh one."""
     x = _codes(6, 200)
     chip = Chip(P, n_chips=2, seed=3, device="cpu").program(_weights(1))
-    chip.evaluate(x, noise_seed=2)                                  # tables of weights 1 kept
+    chip.evaluate(x, noise_seed=2)                                  # evaluated with weights 1 first
     fresh = Chip(P, n_chips=2, seed=3, device="cpu").program(_weights(2))
     got = chip.program(_weights(2)).evaluate(x, noise_seed=2, dv=True)
     want = fresh.evaluate(x, noise_seed=2, dv=True)
@@ -222,6 +222,24 @@ def test_a_group_of_chips_decides_alike_on_one_and_two_threads():
     (c1, a), (c2, b) = out
     assert torch.equal(c1._a, c2._a) and torch.equal(c1.v_wl, c2.v_wl)
     assert torch.equal(a.decisions, b.decisions) and torch.equal(a.dv, b.dv)
+
+
+@pytest.mark.parametrize("path", ["1", "0"])
+def test_grouping_of_chips_changes_no_result(path, monkeypatch):
+    """Chips are evaluated in groups sized by GROUP_BYTES (`physical._bytes_per_chip`); one chip per group and all
+    chips in one give the same decisions, dv and drops, bit for bit, on the compiled loop and on the torch path
+    (each chip's noise stream is its own, drawn chunk by chunk)."""
+    from ibnn.circuit import physical
+    monkeypatch.setenv("IBNN_KERNEL", path)
+    chip = Chip(P, n_chips=4, seed=21, device="cpu").program(_weights(22))
+    x = _codes(23, physical.CHUNK + 300)                                            # two chunks
+    per_chip = physical._bytes_per_chip(chip, kernel.available("cpu", None) and path == "1", True)
+    out = []
+    for budget in (per_chip, 4 * per_chip):                                         # 1 chip per group, then 4
+        monkeypatch.setattr(physical, "GROUP_BYTES", budget)
+        out.append(chip.evaluate(x, noise_seed=24, dv=True, drops=True))
+    a, b = out
+    assert torch.equal(a.decisions, b.decisions) and torch.equal(a.dv, b.dv) and torch.equal(a.drops, b.drops)
 
 
 def test_precompile_loads_every_loop_and_refuses_an_unknown_part(capsys):

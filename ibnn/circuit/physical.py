@@ -7,8 +7,7 @@ code, scaled by each input's mean first-pass line drop over all 2 x cols lines),
 comparator offset at each decision's common mode, the temporal noise (comparator + kT/C + shot noise of both
 discharges), the decision. On the CPU all of it runs as one compiled loop per chunk (`ibnn.circuit.kernel`, numba);
 elsewhere (CUDA, IBNN_KERNEL=0, a drain law the loop does not write out) as the look-ups
-(`factored.table_sums`) and the elementwise tail (`ibnn.circuit.fused.tail`). The look-up tables are kept on the
-chip between evaluations while its factors and weights stay the same.
+(`factored.table_sums`) and the elementwise tail (`ibnn.circuit.fused.tail`).
 A column subset (`sel`) is evaluated as part of the full array: the mean drop and the noise draws are those of
 the full evaluation, so its decisions equal the full evaluation's in those columns.
 """
@@ -25,7 +24,6 @@ from .factored import active_rows, chip_generator, code_tables, idle_sums, table
 
 CHUNK = 2048              # inputs per chunk (fixed, so noise streams do not depend on the chip grouping)
 GROUP_BYTES = 64 << 20    # memory budget of one group of chips in one chunk
-TABLE_CACHE_BYTES = 256 << 20    # look-up tables kept on a chip between evaluations (32 chips' worth)
 
 
 @dataclass
@@ -56,20 +54,9 @@ def _noise(chip, gens, c0, c1, b, threads):
 
 def _group_tables(chip, c0: int, c1: int) -> torch.Tensor:
     """The look-up tables of chips c0..c1-1: line currents per row and code with the window charge, (G, rows, codes,
-    2 cols) float32 (the kick's sums weight the same entries by a(c), `factored.table_sums`). Kept on the chip, up to
-    TABLE_CACHE_BYTES, while its factors and weights stay the same objects (program() and retimed() replace them),
-    so evaluating the same chips again does not multiply the factors out again."""
-    key = (chip._u, chip._m)
-    cache = getattr(chip, "_table_cache", None)
-    if cache is None or any(a is not b for a, b in zip(cache[0], key)):
-        cache = chip._table_cache = (key, {}, [0])
-    if (c0, c1) in cache[1]:
-        return cache[1][(c0, c1)]
-    tab = code_tables(chip._u[c0:c1], chip._m[c0:c1].view(c1 - c0, chip.rows, chip.rank, 2 * chip.cols))
-    size = tab.numel() * tab.element_size()
-    if cache[2][0] + size <= TABLE_CACHE_BYTES:
-        cache[1][(c0, c1)], cache[2][0] = tab, cache[2][0] + size
-    return tab
+    2 cols) float32 (the kick's sums weight the same entries by a(c), `factored.table_sums`), built for each
+    evaluation from the chip's current factors and weights."""
+    return code_tables(chip._u[c0:c1], chip._m[c0:c1].view(c1 - c0, chip.rows, chip.rank, 2 * chip.cols))
 
 
 def _chunk(chip, tab, cpl, x, shared, nz, ref, off, diff, grid_w, k, kw, use_kernel, want, threads):
@@ -84,26 +71,38 @@ def _chunk(chip, tab, cpl, x, shared, nz, ref, off, diff, grid_w, k, kw, use_ker
     return fused.tail(full, kick, nz, ref, off, diff, grid_w, k, **kw)
 
 
+def _bytes_per_chip(chip, use_kernel: bool, want_lines: bool) -> int:
+    """Memory one chip of a group takes in one chunk: its float32 look-up table (rows x codes x 2 cols) and, on the
+    compiled loop, its noise draws and decisions (and dv and both drops when asked for); on the torch path, the
+    tail's temporaries (about 12 float32 values per line and input, `fused.tail`). The chips' results do not depend
+    on the grouping (each chip draws its noise from its own stream, chunk by chunk), only the memory and the number
+    of calls do."""
+    R, C = chip.rows, chip.cols
+    table = 4 * R * (chip.max_code + 1) * 2 * C
+    if use_kernel:
+        return table + CHUNK * C * (4 + 1 + (20 if want_lines else 0))     # (+ dv, both drops and their stack)
+    return table + 4 * 12 * CHUNK * 2 * C
+
+
 def evaluate_physical(chip, codes, theta, sel, want_dv, want_drops, noise_seed, outer_threads):
     """The physical path, chunked over inputs and grouped over chips to bound memory; returns a ChipOutput. Every
     column is evaluated (the word-line kick and the noise draws are those of the full array) and `sel` picks the
     returned ones."""
-    dev, n, R, C = chip.device, chip.n_chips, chip.rows, chip.cols
+    dev, n, C = chip.device, chip.n_chips, chip.cols
     shared, B = codes.dim() == 2, codes.shape[-2]
     n_out = C if sel is None else len(sel)
     out = ChipOutput(torch.empty(n, B, n_out, dtype=torch.int8, device=dev),
                      torch.empty(n, B, n_out, dtype=torch.float32, device=dev) if want_dv else None,
                      torch.empty(n, B, n_out, 2, dtype=torch.float32, device=dev) if want_drops else None)
-    per_chip = 4 * (R * (chip.max_code + 1) * 2 * C + 12 * CHUNK * 2 * C)
-    group = max(1, min(n, GROUP_BYTES // per_chip))
+    law = None if (chip.drain_law.ideal or fused.two_piece(chip.drain_law)) else chip.drain_law
+    use_kernel = kernel.available(dev, law)
+    group = max(1, min(n, GROUP_BYTES // _bytes_per_chip(chip, use_kernel, want_dv or want_drops)))
     gens = [chip_generator(noise_seed, chip.first_chip + c, 1) for c in range(n)]
     ref = torch.zeros(n, C, dtype=torch.float32, device=dev)
     ref[:, slice(None) if sel is None else sel] = (theta * chip.volts_per_lsb).to(torch.float32)      # (n, C) V
     grid, grid_w = fused.cm_table(chip)
     grid_w = grid_w.to(dev)
     k = fused.consts(chip, grid).to(dev)
-    law = None if (chip.drain_law.ideal or fused.two_piece(chip.drain_law)) else chip.drain_law
-    use_kernel = kernel.available(dev, law)
     kw = dict(ideal=chip.drain_law.ideal, law=law)
     cpl = chip.coupling.to(torch.float32).to(dev) if bool((chip.coupling != 0).any()) else None
     off = chip.offset.to(torch.float32).to(dev)[:, None, :]
