@@ -96,7 +96,7 @@ def floor_a(chip, codes, cols: int, t_ref: float, noise_ratio: float) -> str:
     ops = kernel.lookup_operations(codes, cols, kick) / (codes.numel() * cols)
     floor = ops + noise_ratio
     verdict_text = ("below the target: room for the rest of the cycle" if floor < TARGET_CHIP else
-                    "above the target: no look-up kernel meets it with this normal generator")
+                    "above the target: look-ups at the product's rate and this normal generator alone exceed it")
     return (f"    floor of (a): look-ups {ops:.2f}x the product's multiply-adds (counted: "
             f"{'a window add and a kick multiply-add' if kick else 'a window add'} on both lines of each driven "
             f"cell; {float((codes != 0).float().mean()):.3f} of the cells driven) + the noise draws "

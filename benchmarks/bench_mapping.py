@@ -185,7 +185,8 @@ def main(argv=None) -> int:
           f"{t_noise:.2f} s) + the look-ups {looks:.2f}x (counted, on the mapped codes: {len(m.layers)} cycle(s)) = "
           f"{floor:.2f}x the ideal work, before the tables, discharges, decisions and readout; "
           + ("below the target: room for the rest" if floor < TARGET_RUN else
-             "above the target: no look-up kernel meets it with this drawing and normal generator")
+             "above the target: look-ups at the product's rate, this drawing and this normal generator alone "
+             "exceed it")
           + f" (<= {TARGET_RUN:g}x)")
     rc = 0 if (ok_run and ok_draw) else 1
     if a.stream_chips > 0:
