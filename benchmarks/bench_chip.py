@@ -81,10 +81,11 @@ def lookups(chip, codes) -> None:
             factored.table_sums(tab, cpl, codes[b0:b0 + physical.CHUNK], True)
 
 
-def noise_draws(chip, B: int) -> None:
-    """The temporal-noise draws of one evaluation of B inputs alone, chunk by chunk as the chip draws them
-    (`physical._noise`: one standard normal per decision from each chip's own generator)."""
-    gens = [factored.chip_generator(1, chip.first_chip + c, 1) for c in range(chip.n_chips)]
+def noise_draws(chip, B: int, noise_seed: int = 1) -> None:
+    """The temporal-noise draws of one evaluation of B inputs (`chip.evaluate(..., noise_seed)`) alone, chunk by
+    chunk as the chip draws them (`physical._noise`: one standard normal per decision from each chip's own
+    generator)."""
+    gens = [factored.chip_generator(noise_seed, chip.first_chip + c, 1) for c in range(chip.n_chips)]
     for b0 in range(0, B, physical.CHUNK):
         physical._noise(chip, gens, 0, chip.n_chips, min(B, b0 + physical.CHUNK) - b0, torch.get_num_threads())
 

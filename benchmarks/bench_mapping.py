@@ -27,9 +27,10 @@ import sys
 import time
 
 import torch
+from bench_chip import noise_draws as chip_noise_draws
 
 from ibnn import params
-from ibnn.circuit import factored, kernel, physical
+from ibnn.circuit import kernel
 from ibnn.circuit.chip import Chip
 from ibnn.mapping import map_network
 from ibnn.mapping.execute import derive_seed, reference, run_streamed
@@ -92,13 +93,10 @@ def warm_up(m, P, codes, dev) -> None:
 
 
 def noise_draws(m, chip, B: int, noise_seed: int = 1) -> None:
-    """The temporal-noise draws of `m.run(chip, codes, noise_seed)` alone, cycle by cycle and chunk by chunk as the
-    chips draw them (`physical._noise`; one image batch, as in (b))."""
+    """The temporal-noise draws of `m.run(chip, codes, noise_seed)` alone: each cycle's evaluation's draws
+    (bench_chip.noise_draws) with the seed `run` derives for it (one image batch, as in (b))."""
     for L in m.layers:
-        seed = derive_seed(noise_seed, L.index, 0)
-        gens = [factored.chip_generator(seed, chip.first_chip + c, 1) for c in range(chip.n_chips)]
-        for b0 in range(0, B, physical.CHUNK):
-            physical._noise(chip, gens, 0, chip.n_chips, min(B, b0 + physical.CHUNK) - b0, torch.get_num_threads())
+        chip_noise_draws(chip, B, derive_seed(noise_seed, L.index, 0))
 
 
 def lookup_ratio(m, chip, codes) -> float:
