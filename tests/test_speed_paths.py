@@ -165,6 +165,19 @@ def test_compiled_loop_with_codes_per_chip_and_a_column_subset(chip, monkeypatch
     assert torch.equal(b.decisions, full.decisions[..., cols]) and torch.equal(b.dv, full.dv[..., cols])
 
 
+def test_codes_that_drive_no_cell_look_up_no_row(chip, monkeypatch):
+    """bench_chip times the rest of (a)'s cycle as the evaluation on codes that drive no cell: no row is active, so
+    neither path looks a row up (the torch path's sums are one per chip, broadcast over the inputs), and the
+    compiled loop gives the torch path's decisions, dv and drops (the leakage alone)."""
+    pytest.importorskip("numba")
+    x = torch.zeros(300, chip.rows, dtype=torch.int64)
+    assert len(factored.active_rows(x, chip.rows)) == 0 and kernel.lookup_operations(x, chip.cols, True) == 0
+    idle, kicked = factored.table_sums(factored.code_tables(
+        chip._u, chip._m.view(2, chip.rows, chip.rank, 2 * chip.cols)), chip.coupling.to(torch.float32), x, True)
+    assert idle.stride(1) == 0 and kicked.stride(1) == 0              # one sum per chip, broadcast over the inputs
+    _same_to_rounding(*_torch_and_kernel(chip, x, monkeypatch))
+
+
 def test_kernel_switch_is_checked(monkeypatch):
     monkeypatch.setenv("IBNN_KERNEL", "yes")
     with pytest.raises(ValueError, match="IBNN_KERNEL='yes'"):
