@@ -177,6 +177,21 @@ def test_digital_readout_ties_take_first_index():
     assert ro.predict(torch.ones(1, 4)).tolist() == [1]
 
 
+def test_digital_readout_predicts_in_row_chunks_as_in_one(monkeypatch):
+    """predict takes DOT_ROWS rows at a time (several chunks and a ragged last one here): the labels of the
+    integer scores of all rows at once, ties to the first index included."""
+    from ibnn.nn import folded
+    monkeypatch.setattr(folded, "DOT_ROWS", 7)
+    g = torch.Generator().manual_seed(1)
+    w = torch.randint(0, 2, (16, 10), generator=g).to(torch.int8) * 2 - 1
+    a = torch.randint(0, 2, (52, 16), generator=g).to(torch.int8) * 2 - 1
+    bias = torch.randint(-3, 4, (10,), generator=g)
+    want = torch.argmax(a.to(torch.int64) @ w.to(torch.int64) + bias, dim=1)
+    got = C.DigitalReadout(w, bias).predict(a)
+    assert got.dtype == torch.int64 and torch.equal(got, want)
+    assert C.DigitalReadout(w, bias).predict(a[:0]).shape == (0,)
+
+
 def test_exact_dot_is_the_integer_product_on_both_routes(monkeypatch):
     """float32 where every partial sum is an integer <= 2**24 (chunked over rows), float64 beyond that bound."""
     from ibnn.nn import folded

@@ -103,8 +103,13 @@ class DigitalReadout:
         return exact_dot(a, self.weight) + self.bias
 
     def predict(self, a) -> torch.Tensor:
-        """Labels int64 (B,): argmax of the scores."""
-        return torch.argmax(self.scores(a), dim=1)
+        """Labels int64 (B,) of a (B, n): argmax of the scores, DOT_ROWS rows at a time, so the scores of many
+        chips' outputs (bench_mapping's (b): 10**6 rows) are never all held at once."""
+        a = as_tensor(a)
+        out = torch.empty(a.shape[0], dtype=torch.int64, device=a.device)
+        for r0 in range(0, a.shape[0], DOT_ROWS):
+            out[r0:r0 + DOT_ROWS] = torch.argmax(self.scores(a[r0:r0 + DOT_ROWS]), dim=1)
+        return out
 
 
 @dataclass
